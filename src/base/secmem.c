@@ -30,7 +30,7 @@ static int require_mlock(void)
     return v != NULL && strcmp(v, "1") == 0;
 }
 
-static size_t map_size(size_t n)
+static CF_UNUSED size_t map_size(size_t n)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t total = n + HDR;
