@@ -1,0 +1,38 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "base/compiler.h"
+#include "base/secmem.h"
+#include "cli.h"
+
+static const cli_cmd commands[] = {
+    {"version", "print the version", cli_version},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: coffer <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < CF_ARRAY_LEN(commands); i++)
+        fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nRun 'coffer <command> --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    cf_harden_process();
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    for (size_t i = 0; i < CF_ARRAY_LEN(commands); i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "coffer: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return CLI_EXIT_USAGE;
+}
