@@ -9,7 +9,7 @@ PACKAGES=(
   libssl-dev openssl
   libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev
   libsqlite3-dev sqlite3 libpq-dev
-  softhsm2 libseccomp-dev
+  softhsm2 libp11-kit-dev libseccomp-dev
 )
 
 missing=()
