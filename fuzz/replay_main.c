@@ -45,7 +45,7 @@ static int cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, 
 
 int main(int argc, char **argv)
 {
-    int files = 0, errors = 0;
+    int files = 0, errors = 0, missing = 0;
 
     if (LLVMFuzzerInitialize)
         LLVMFuzzerInitialize(&argc, &argv);
@@ -53,7 +53,7 @@ int main(int argc, char **argv)
         struct stat st;
         if (stat(argv[i], &st) != 0) {
             fprintf(stderr, "missing corpus %s\n", argv[i]);
-            errors++;
+            missing++;
             continue;
         }
         if (!S_ISDIR(st.st_mode)) {
@@ -66,7 +66,7 @@ int main(int argc, char **argv)
         char **names = NULL;
         size_t n = 0;
         if (d == NULL) {
-            errors++;
+            missing++;
             continue;
         }
         while ((e = readdir(d)) != NULL) {
@@ -91,7 +91,7 @@ int main(int argc, char **argv)
         free(names);
     }
     /* A corpus with no input proves nothing: fail so that it gets seeded. */
-    printf("replayed %d inputs, %d errors\n", files, errors);
-    printf("%d passed, %d failed\n", files - errors, errors + (files == 0));
-    return errors == 0 && files > 0 ? 0 : 1;
+    printf("replayed %d inputs, %d unreadable, %d missing corpora\n", files, errors, missing);
+    printf("%d passed, %d failed\n", files - errors, errors + missing + (files == 0));
+    return errors == 0 && missing == 0 && files > 0 ? 0 : 1;
 }
