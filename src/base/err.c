@@ -63,10 +63,15 @@ int cf_err_set(int err, const char *fmt, ...)
 {
     va_list ap;
 
+    char tmp[sizeof(last_detail)];
+
+    /* Format into a temporary: callers may wrap the previous detail
+     * (cf_err_set(e, "x: %s", cf_err_detail(e))), which lives in last_detail. */
     va_start(ap, fmt);
     /* Truncation is acceptable for a diagnostic message. */
-    (void)vsnprintf(last_detail, sizeof(last_detail), fmt, ap);
+    (void)vsnprintf(tmp, sizeof(tmp), fmt, ap);
     va_end(ap);
+    memcpy(last_detail, tmp, sizeof(tmp));
     last_code = err;
     return err;
 }

@@ -60,7 +60,7 @@
 #define CF_HTTP_MAX_REQUEST_ID 63           /* X-Request-Id; fits the log line's request id field */
 #define CF_HTTP_MAX_RESP_HEADERS 16         /* extra headers a handler may add */
 #define CF_HTTP_MAX_DRAIN (1u << 20)        /* over-cap chunked body discarded before dropping the connection */
-#define CF_HTTP_CONN_MEMORY (64u * 1024)    /* MHD per-connection pool: request line + headers */
+#define CF_HTTP_CONN_MEMORY (32u * 1024)    /* MHD per-connection pool: request line + headers */
 #define CF_HTTP_MAX_CONNECTIONS 1024        /* default connection limit of a server */
 #define CF_HTTP_CONN_TIMEOUT_S 30           /* default idle timeout of a server connection */
 #define CF_HTTP_MAX_THREADS 64              /* server thread pool size */

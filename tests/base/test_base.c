@@ -25,6 +25,9 @@ static void test_err_table(void)
     T_STREQ(cf_err_detail(CF_E_RANGE), "value 7 too big");
     /* The detail only applies to the code it was set with. */
     T_STREQ(cf_err_detail(CF_E_PARSE), "malformed input");
+    /* Wrapping the previous detail is safe. */
+    T_EQ(cf_err_set(CF_E_RANGE, "outer: %s", cf_err_detail(CF_E_RANGE)), CF_E_RANGE);
+    T_STREQ(cf_err_detail(CF_E_RANGE), "outer: value 7 too big");
     cf_err_clear();
     T_STREQ(cf_err_detail(CF_E_RANGE), "value out of range");
 }
