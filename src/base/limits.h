@@ -116,4 +116,20 @@
 #define CF_STORE_TX_BACKOFF_MAX_MS 100      /* cf_store_tx: cap of the randomized back-off */
 #define CF_STORE_PG_CONNECT_TIMEOUT_S 10    /* libpq connect_timeout unless the DSN sets one */
 
+/* ---- kms: tenant keys, data keys, wrapped values (src/kms/keys.h, docs/internals/kms-keys.md) ---- */
+#define CF_KMS_KEY_LEN 32                   /* tenant-key versions and data keys: AES-256 */
+#define CF_KMS_MAX_PLAINTEXT (64u * 1024)   /* one value for cf_kms_keys_encrypt */
+#define CF_KMS_MAX_CONTEXT 1024             /* caller context bound into a wrapped value's AAD */
+#define CF_KMS_WRAPPED_OVERHEAD (4u + 4u + 12u + 16u) /* "CFW1", u32 version, nonce, tag */
+#define CF_KMS_MAX_WRAPPED (CF_KMS_MAX_PLAINTEXT + CF_KMS_WRAPPED_OVERHEAD)
+#define CF_KMS_MAX_KEY_VERSION 0x7fffffffu  /* versions 1..2^31-1: a u32 on the wire, a BIGINT in the store */
+#define CF_KMS_MAX_REASON 256               /* revocation / destruction reason text */
+#define CF_KMS_CACHE_DEFAULT 1024           /* unwrapped key versions kept in locked memory */
+#define CF_KMS_CACHE_MAX 65536
+#define CF_KMS_ROTATE_MIN_S 60              /* shortest rotate_every (seconds) */
+#define CF_KMS_ROTATE_MAX_S (3660ull * 86400) /* longest rotate_every: ~10 years */
+#define CF_KMS_ROTATE_BATCH 64              /* due tenants rotated per cf_kms_keys_rotate_due call */
+#define CF_KMS_STORE_POOL 8                 /* idle store handles a cf_kms_keys keeps open */
+#define CF_KMS_MAX_LIST 256                 /* key versions returned by one listing call */
+
 #endif
