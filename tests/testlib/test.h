@@ -14,7 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int t_passed, t_failed, t_cur_failed;
+static int t_passed __attribute__((unused)), t_failed __attribute__((unused)),
+    t_cur_failed __attribute__((unused));
 
 #define T_FAIL_(...)                                                                     \
     do {                                                                                 \
