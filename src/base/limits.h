@@ -116,6 +116,25 @@
 #define CF_STORE_TX_BACKOFF_MAX_MS 100      /* cf_store_tx: cap of the randomized back-off */
 #define CF_STORE_PG_CONNECT_TIMEOUT_S 10    /* libpq connect_timeout unless the DSN sets one */
 
+/* ---- audit log (src/merkle, src/auditlog; docs/internals/audit-log.md) ---- */
+#define CF_MERKLE_MAX_PROOF 64              /* hashes in an inclusion / consistency proof (tree size < 2^63) */
+#define CF_MERKLE_MAX_SIZE (1ull << 62)     /* leaves in one tree (seq fits a signed 64-bit column) */
+#define CF_AUDIT_MAX_EVENT_BYTES (16u * 1024) /* one event: input text and canonical entry */
+#define CF_AUDIT_MAX_DETAILS_BYTES (8u * 1024) /* canonical "details" object of one event */
+#define CF_AUDIT_MAX_DETAILS_DEPTH 8        /* nesting inside "details" */
+#define CF_AUDIT_MAX_SERVICE_LEN 64         /* "kms", "gateway" */
+#define CF_AUDIT_MAX_ACTOR_LEN 256          /* principal id or SPIFFE id of the caller */
+#define CF_AUDIT_MAX_ACTION_LEN 64          /* "kms.otk.release" */
+#define CF_AUDIT_MAX_RESOURCE_LEN 512       /* "otk/8f1c..." */
+#define CF_AUDIT_MAX_BATCH 1000             /* events in one append batch */
+#define CF_AUDIT_MAX_BATCH_BYTES (1u << 20) /* JSON body of one append batch ({"events":[...]}) */
+#define CF_AUDIT_MAX_PAGE 1000              /* entries or tree heads in one query page */
+#define CF_AUDIT_MAX_STH_JSON 2048          /* one signed tree head as JSON */
+#define CF_AUDIT_MAX_PROOF_JSON 8192        /* one proof as JSON (64 hex hashes + sizes) */
+#define CF_AUDIT_MAX_PROBLEMS 64            /* findings a verifier report keeps (then counts) */
+#define CF_AUDIT_MAX_VERIFY_STHS 100000     /* tree heads one local verification checks */
+#define CF_AUDIT_MAX_VERIFY_ENTRIES (64ull << 20) /* entries one in-memory verification holds */
+
 /* ---- kms: tenant keys, data keys, wrapped values (src/kms/keys.h, docs/internals/kms-keys.md) ---- */
 #define CF_KMS_KEY_LEN 32                   /* tenant-key versions and data keys: AES-256 */
 #define CF_KMS_MAX_PLAINTEXT (64u * 1024)   /* one value for cf_kms_keys_encrypt */
