@@ -26,5 +26,6 @@ typedef struct {
 
 /* Subcommands (one file each). */
 int cli_version(int argc, char **argv);
+int cli_evidence(int argc, char **argv);
 
 #endif

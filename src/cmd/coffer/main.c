@@ -6,6 +6,7 @@
 #include "cli.h"
 
 static const cli_cmd commands[] = {
+    {"evidence", "verify or decode hardware evidence (SEV-SNP reports)", cli_evidence},
     {"version", "print the version", cli_version},
 };
 
