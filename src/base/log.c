@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -53,35 +54,51 @@ void cf_log_set_request_id(const char *rid)
     request_id[n] = 0;
 }
 
-/* JSON string escaping; control characters become \u00XX so one event is one line. */
-static void put_json_str(FILE *f, const char *s)
+/* One log line is built in memory and written with a single fwrite, so lines
+ * from several threads never interleave and the lock is held briefly. */
+#define LINE_MAX_BYTES 8192
+
+struct line {
+    char b[LINE_MAX_BYTES];
+    size_t n;
+    int truncated;
+};
+
+static void put_raw(struct line *l, const char *s, size_t n)
 {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if (l->n + n > sizeof(l->b) - 2) { /* keep room for "}\n" */
+        l->truncated = 1;
+        return;
+    }
+    memcpy(l->b + l->n, s, n);
+    l->n += n;
+}
+
+static void put_s(struct line *l, const char *s) { put_raw(l, s, strlen(s)); }
+
+/* JSON string escaping; control characters become \u00XX so one event is one line. */
+static void put_json_str(struct line *l, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    put_raw(l, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; *p && !l->truncated; p++) {
         switch (*p) {
-        case '"':
-            fputs("\\\"", f);
-            break;
-        case '\\':
-            fputs("\\\\", f);
-            break;
-        case '\n':
-            fputs("\\n", f);
-            break;
-        case '\r':
-            fputs("\\r", f);
-            break;
-        case '\t':
-            fputs("\\t", f);
-            break;
+        case '"': put_raw(l, "\\\"", 2); break;
+        case '\\': put_raw(l, "\\\\", 2); break;
+        case '\n': put_raw(l, "\\n", 2); break;
+        case '\r': put_raw(l, "\\r", 2); break;
+        case '\t': put_raw(l, "\\t", 2); break;
         default:
-            if (*p < 0x20 || *p == 0x7f)
-                fprintf(f, "\\u%04x", *p);
-            else
-                fputc(*p, f);
+            if (*p < 0x20 || *p == 0x7f) {
+                char u[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
+                put_raw(l, u, sizeof(u));
+            } else {
+                put_raw(l, (const char *)p, 1);
+            }
         }
     }
-    fputc('"', f);
+    put_raw(l, "\"", 1);
 }
 
 static void emit(cf_log_level level, const char *event, const char *msg, va_list *kv)
@@ -89,25 +106,36 @@ static void emit(cf_log_level level, const char *event, const char *msg, va_list
     FILE *f = out_stream ? out_stream : stderr;
     struct timespec ts;
     struct tm tm;
-    char tbuf[40];
+    char tbuf[64];
+    struct line *l = malloc(sizeof(*l));
 
+    if (l == NULL)
+        return;
+    l->n = 0;
+    l->truncated = 0;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%S", &tm);
-
-    pthread_mutex_lock(&log_lock);
-    fprintf(f, "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"svc\":", tbuf, ts.tv_nsec / 1000000,
-            level_names[level]);
-    put_json_str(f, service_name);
-    fputs(",\"event\":", f);
-    put_json_str(f, event);
+    put_s(l, "{\"ts\":\"");
+    put_s(l, tbuf);
+    {
+        char ms[24];
+        (void)snprintf(ms, sizeof(ms), ".%03ldZ", ts.tv_nsec / 1000000);
+        put_s(l, ms);
+    }
+    put_s(l, "\",\"level\":\"");
+    put_s(l, level_names[level]);
+    put_s(l, "\",\"svc\":");
+    put_json_str(l, service_name);
+    put_s(l, ",\"event\":");
+    put_json_str(l, event);
     if (request_id[0]) {
-        fputs(",\"request_id\":", f);
-        put_json_str(f, request_id);
+        put_s(l, ",\"request_id\":");
+        put_json_str(l, request_id);
     }
     if (msg != NULL) {
-        fputs(",\"msg\":", f);
-        put_json_str(f, msg);
+        put_s(l, ",\"msg\":");
+        put_json_str(l, msg);
     }
     if (kv != NULL) {
         for (;;) {
@@ -116,15 +144,30 @@ static void emit(cf_log_level level, const char *event, const char *msg, va_list
             if (k == NULL)
                 break;
             v = va_arg(*kv, const char *);
-            fputc(',', f);
-            put_json_str(f, k);
-            fputc(':', f);
-            put_json_str(f, v ? v : "");
+            put_s(l, ",");
+            put_json_str(l, k);
+            put_s(l, ":");
+            put_json_str(l, v ? v : "");
         }
     }
-    fputs("}\n", f);
+    if (l->truncated) {
+        /* Cut at a safe point: drop the partial field and say so. */
+        static const char tail[] = ",\"truncated\":true";
+        size_t keep = sizeof(l->b) - 2 - (sizeof(tail) - 1) - 1;
+        size_t i = l->n < keep ? l->n : keep;
+        while (i > 0 && l->b[i] != ',')
+            i--;
+        l->n = i;
+        l->truncated = 0;
+        put_raw(l, tail, sizeof(tail) - 1);
+    }
+    l->b[l->n++] = '}';
+    l->b[l->n++] = '\n';
+    pthread_mutex_lock(&log_lock);
+    (void)fwrite(l->b, 1, l->n, f);
     fflush(f);
     pthread_mutex_unlock(&log_lock);
+    free(l);
 }
 
 void cf_log(cf_log_level level, const char *event, ...)

@@ -6,6 +6,7 @@
 #include <openssl/kdf.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "base/err.h"
@@ -95,11 +96,17 @@ int cf_hmac(cf_hash_alg alg, const uint8_t *key, size_t key_len, const uint8_t *
     return 0;
 }
 
+/* EVP_KDF_fetch searches the provider tables on every call (microseconds);
+ * fetch the implementation once per process. */
+static EVP_KDF *hkdf_impl;
+static pthread_once_t hkdf_once = PTHREAD_ONCE_INIT;
+
+static void hkdf_fetch(void) { hkdf_impl = EVP_KDF_fetch(NULL, "HKDF", NULL); }
+
 static int hkdf_run(cf_hash_alg alg, int mode, const uint8_t *salt, size_t salt_len,
                     const uint8_t *key, size_t key_len, const uint8_t *info, size_t info_len,
                     uint8_t *out, size_t out_len)
 {
-    EVP_KDF *kdf = NULL;
     EVP_KDF_CTX *kctx = NULL;
     OSSL_PARAM params[6], *p = params;
     const char *mdn = md_name(alg);
@@ -107,10 +114,10 @@ static int hkdf_run(cf_hash_alg alg, int mode, const uint8_t *salt, size_t salt_
     int rc = CF_E_CRYPTO;
 
     CF_ENSURE(mdn != NULL, CF_E_INVAL);
-    kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-    if (kdf == NULL)
+    pthread_once(&hkdf_once, hkdf_fetch);
+    if (hkdf_impl == NULL)
         goto out;
-    kctx = EVP_KDF_CTX_new(kdf);
+    kctx = EVP_KDF_CTX_new(hkdf_impl);
     if (kctx == NULL)
         goto out;
     *p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)(uintptr_t)mdn, 0);
@@ -129,7 +136,6 @@ static int hkdf_run(cf_hash_alg alg, int mode, const uint8_t *salt, size_t salt_
     rc = 0;
 out:
     EVP_KDF_CTX_free(kctx);
-    EVP_KDF_free(kdf);
     return rc;
 }
 

@@ -285,6 +285,25 @@ static void test_log_escapes(void)
     /* Exactly one line. */
     T_ASSERT(strchr(mem, '\n') == mem + strlen(mem) - 1);
     free(mem);
+    /* An oversized value is cut at a field boundary, still one JSON line. */
+    {
+        char *big = malloc(20000), *m2 = NULL;
+        size_t n2 = 0;
+        FILE *f2 = open_memstream(&m2, &n2);
+        T_ASSERT(big != NULL && f2 != NULL);
+        memset(big, 'x', 19999);
+        big[19999] = 0;
+        cf_log_set_stream(f2);
+        cf_log(CF_LOG_INFO, "big", "a", "small", "b", big, NULL);
+        fclose(f2);
+        cf_log_set_stream(NULL);
+        free(big);
+        T_ASSERT(strstr(m2, "\"a\":\"small\"") != NULL);
+        T_ASSERT(strstr(m2, "\"truncated\":true}\n") != NULL);
+        T_ASSERT(strlen(m2) <= 8192);
+        T_ASSERT(strchr(m2, '\n') == m2 + strlen(m2) - 1);
+        free(m2);
+    }
     T_OK(cf_log_level_parse("warn", &lv));
     T_EQ(lv, CF_LOG_WARN);
     T_ERR(cf_log_level_parse("loud", &lv), CF_E_INVAL);
