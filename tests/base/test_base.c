@@ -148,6 +148,33 @@ static void test_secmem(void)
     T_ASSERT(cf_ct_eq("x", "y", 0));
 }
 
+/* Every size class and the large path; reused blocks come back zeroed. */
+static void test_secmem_pool(void)
+{
+    static const size_t sizes[] = {1, 32, 48, 49, 200, 240, 241, 1000, 1008, 1009, 4080, 4081, 100000};
+    void *blocks[600];
+
+    for (size_t k = 0; k < CF_ARRAY_LEN(sizes); k++) {
+        size_t n = sizes[k];
+        for (int i = 0; i < 600; i++) {
+            uint8_t *p = cf_secure_alloc(n);
+            T_ASSERT(p != NULL);
+            T_EQ(cf_secure_size(p), n);
+            for (size_t j = 0; j < n; j++)
+                T_ASSERT_MSG(p[j] == 0, "block of %zu not zeroed at %zu", n, j);
+            memset(p, 0xa5, n);
+            blocks[i] = p;
+            if (n >= 100000 && i >= 4)
+                break;
+        }
+        for (int i = 0; i < 600; i++) {
+            if (n >= 100000 && i > 4)
+                break;
+            cf_secure_free(blocks[i]);
+        }
+    }
+}
+
 static void test_parse_numbers(void)
 {
     uint64_t u;
@@ -316,6 +343,7 @@ int main(void)
     T_RUN(test_buf_cap);
     T_RUN(test_buf_view_and_secret);
     T_RUN(test_secmem);
+    T_RUN(test_secmem_pool);
     T_RUN(test_parse_numbers);
     T_RUN(test_hex);
     T_RUN(test_b64);
