@@ -129,11 +129,13 @@
 #define CF_AUDIT_MAX_BATCH 1000             /* events in one append batch */
 #define CF_AUDIT_MAX_BATCH_BYTES (1u << 20) /* JSON body of one append batch ({"events":[...]}) */
 #define CF_AUDIT_MAX_PAGE 1000              /* entries or tree heads in one query page */
+#define CF_AUDIT_MAX_STORED_ENTRY (1u << 20) /* an entry read back from the store: above any valid
+                                               event, so a tampered one is still shown */
 #define CF_AUDIT_MAX_STH_JSON 2048          /* one signed tree head as JSON */
 #define CF_AUDIT_MAX_PROOF_JSON 8192        /* one proof as JSON (64 hex hashes + sizes) */
 #define CF_AUDIT_MAX_PROBLEMS 64            /* findings a verifier report keeps (then counts) */
 #define CF_AUDIT_MAX_VERIFY_STHS 100000     /* tree heads one local verification checks */
-#define CF_AUDIT_MAX_VERIFY_ENTRIES (64ull << 20) /* entries one in-memory verification holds */
+#define CF_AUDIT_MAX_VERIFY_ENTRIES (4u << 20) /* entries one in-memory verification holds */
 
 /* ---- kms: tenant keys, data keys, wrapped values (src/kms/keys.h, docs/internals/kms-keys.md) ---- */
 #define CF_KMS_KEY_LEN 32                   /* tenant-key versions and data keys: AES-256 */
