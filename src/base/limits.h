@@ -133,6 +133,7 @@
                                                event, so a tampered one is still shown */
 #define CF_AUDIT_MAX_STH_JSON 2048          /* one signed tree head as JSON */
 #define CF_AUDIT_MAX_PROOF_JSON 8192        /* one proof as JSON (64 hex hashes + sizes) */
+#define CF_AUDIT_MAX_TIME_MS 253402300799999LL /* event ts / tree-head timestamp: 9999-12-31T23:59:59.999Z */
 #define CF_AUDIT_MAX_PROBLEMS 64            /* findings a verifier report keeps (then counts) */
 #define CF_AUDIT_MAX_VERIFY_STHS 100000     /* tree heads one local verification checks */
 #define CF_AUDIT_MAX_VERIFY_ENTRIES (4u << 20) /* entries one in-memory verification holds */
@@ -152,5 +153,162 @@
 #define CF_KMS_ROTATE_BATCH 64              /* due tenants rotated per cf_kms_keys_rotate_due call */
 #define CF_KMS_STORE_POOL 8                 /* idle store handles a cf_kms_keys keeps open */
 #define CF_KMS_MAX_LIST 256                 /* key versions returned by one listing call */
+
+/* ---- kms service: one-time keys, TEE registry, HTTP API (src/kms/kms.h, docs/internals/kms.md) ---- */
+#define CF_KMS_OTK_LEN 32                   /* one-time key: 32 random bytes (DESIGN.md §4) */
+#define CF_KMS_OTK_TTL_DEFAULT 120          /* otk.ttl default, seconds */
+#define CF_KMS_OTK_TTL_MAX 3600             /* longest otk.ttl */
+#define CF_KMS_OTK_RETAIN_S 3600            /* released/expired OTK rows (no key material) kept so a late
+                                               release gets 409/410 rather than 404, then deleted */
+#define CF_KMS_RELEASE_SKEW_S 60            /* |now - ts| allowed in a release request */
+#define CF_KMS_RELEASE_REQ_MAX 512          /* plaintext of a sealed release request */
+#define CF_KMS_RELEASE_PT_MAX 1024          /* plaintext of a sealed release response */
+#define CF_KMS_NONCE_TTL_S 60               /* registry nonces: single use, this long */
+#define CF_KMS_MAX_LIVE_NONCES 4096         /* unexpired nonces at once (POST /v1/registry/nonce is open) */
+#define CF_KMS_JOIN_TTL_MAX (30u * 86400)   /* longest join-token lifetime, seconds */
+#define CF_KMS_JOIN_MAX_USES 10000          /* registrations one join token allows */
+#define CF_KMS_JOIN_RETAIN_S 86400          /* expired or used-up join tokens kept, then deleted */
+#define CF_KMS_REATTEST_DEFAULT_S 60        /* reattest.interval default; stale after 2x */
+#define CF_KMS_REATTEST_MAX_S 86400         /* longest reattest.interval */
+#define CF_KMS_TICK_MAX_S 5                 /* background task period (shorter for short intervals) */
+#define CF_KMS_PURGE_MIN_INTERVAL_S 1       /* purge on issue at most this often per process */
+#define CF_KMS_TASK_BATCH 256               /* rows one background step handles (stale TEEs, purges) */
+#define CF_KMS_MAX_BODY (32u * 1024)        /* JSON body of a registry / OTK / key-admin request */
+#define CF_KMS_MAX_DATA_BODY (128u * 1024)  /* JSON body of encrypt / decrypt / rewrap (base64url of
+                                               CF_KMS_MAX_WRAPPED plus context) */
+#define CF_KMS_LIST_DEFAULT 100             /* TEEs in one listing page unless ?limit= */
+#define CF_KMS_LIST_MAX 1000                /* largest ?limit= of a TEE listing */
+
+/* ---- iam: tenants, principals, API keys, access tokens (src/iam, docs/internals/iam.md) ---- */
+#define CF_IAM_MAX_BODY 4096                /* JSON body of any IAM API request */
+#define CF_IAM_MAX_REASON 256               /* optional reason text of disable / revoke */
+#define CF_IAM_TOKEN_TTL_DEFAULT 300        /* access token lifetime (s), config iam.token_ttl */
+#define CF_IAM_TOKEN_TTL_MAX 3600           /* longest iam.token_ttl */
+#define CF_IAM_APIKEY_TTL_DEFAULT (90ull * 86400) /* API key lifetime when the request names none */
+#define CF_IAM_APIKEY_TTL_MAX (730ull * 86400)    /* longest API key lifetime: 2 years */
+#define CF_IAM_LAST_USED_GRANULARITY_S 60   /* last_used_at written at most once a minute per key */
+#define CF_IAM_MAX_LIST 256                 /* tenants / principals / keys in one listing page */
+#define CF_IAM_MAX_KEYS_PER_PRINCIPAL 64    /* unrevoked, unexpired API keys of one principal */
+#define CF_IAM_SIGNING_KEYS_MAX 8           /* non-retired signing keys (current + overlap) */
+#define CF_IAM_ROTATE_DEFAULT_S (30ull * 86400) /* iam.signing_key_rotate_every */
+#define CF_IAM_ROTATE_MIN_S 3600
+#define CF_IAM_ROTATE_MAX_S (366ull * 86400)
+#define CF_IAM_OVERLAP_DEFAULT_S 7200       /* iam.signing_key_overlap: old key stays in the JWKS */
+#define CF_IAM_OVERLAP_MAX_S (7ull * 86400)
+#define CF_IAM_KEYRING_REFRESH_S 10         /* re-read signing keys from the store (other replicas) */
+#define CF_IAM_MAINTAIN_INTERVAL_S 60       /* automatic rotation / retirement check */
+#define CF_IAM_STORE_POOL 8                 /* idle store handles kept by the IAM core */
+#define CF_IAM_RL_SLOTS 4096                /* failed-attempt counters (key ids), bounded memory */
+#define CF_IAM_RL_WINDOW_S 60               /* failed-attempt window */
+#define CF_IAM_RL_MAX_FAILS 10              /* failures per key id per window, then 429 */
+#define CF_IAM_RL_UNKNOWN_MAX 100           /* failures with unknown / malformed key ids per window */
+
+/* ---- tee: TEE runtime, deployment bundles, job sandbox (src/tee, docs/internals/tee.md) ---- */
+#define CF_TEE_MANIFEST_MAX_BYTES (64u * 1024) /* coffer.json of a bundle */
+#define CF_TEE_SIG_MAX_BYTES 256            /* coffer.sig: base64url Ed25519 signature + newline */
+#define CF_TEE_MAX_JOBS 64                  /* jobs in one bundle (= CF_MANIFEST_MAX_JOBS) */
+#define CF_TEE_MAX_ARGS 32                  /* "args" of one job */
+#define CF_TEE_MAX_ARG_LEN 1024             /* one argument */
+#define CF_TEE_VERSION_MAX_LEN 64           /* bundle "version" */
+#define CF_TEE_MAX_CPU_S 3600               /* limits.cpu_s */
+#define CF_TEE_MAX_MEMORY_MB 16384          /* limits.memory_mb (address space) */
+#define CF_TEE_MAX_OUTPUT_KB ((CF_ENV_MAX_PAYLOAD - 1u) / 1024u) /* limits.output_kb: output + status byte fit a CFR1 */
+#define CF_TEE_MAX_TIMEOUT_MS 600000u       /* limits.timeout_ms (wall clock) */
+#define CF_TEE_MAX_JOB_BINARY (256u << 20)  /* one job executable copied into memory */
+#define CF_TEE_MAX_STDERR 4096              /* job stderr kept for a failure report (rest discarded) */
+#define CF_TEE_MAX_REASON 512               /* runtime's failure text in a non-zero-status response */
+#define CF_TEE_SETUP_TIMEOUT_MS 5000        /* sandbox child: fork to execve */
+#define CF_TEE_MAX_CONCURRENT_JOBS 64       /* sandbox.max_jobs upper bound */
+#define CF_TEE_DEFAULT_CONCURRENT_JOBS 4    /* sandbox.max_jobs default */
+#define CF_TEE_EVIDENCE_RATE 10             /* POST /v1/evidence: reports per second (token bucket) */
+#define CF_TEE_EVIDENCE_BURST 20            /* ... and burst */
+#define CF_TEE_KMS_MAX_RESPONSE (64u * 1024) /* any answer of the KMS to the TEE */
+#define CF_TEE_RELEASE_MAX_PLAINTEXT 2048   /* sealed JSON of a release request / answer */
+#define CF_TEE_REGISTER_BACKOFF_MIN_MS 200  /* registration retry: first back-off */
+#define CF_TEE_REGISTER_BACKOFF_MAX_MS 5000 /* ... doubled up to this */
+#define CF_TEE_REGISTER_WAIT_DEFAULT_S 60   /* kms.register_timeout default */
+#define CF_TEE_REGISTER_WAIT_MAX_S 3600     /* kms.register_timeout upper bound */
+
+
+/* ---- attestation service (src/attestsvc, docs/internals/attestation-service.md) ---- */
+#define CF_ATTESTSVC_MAX_TEES 4096          /* TEEs in one registry listing / tracked by the scheduler */
+#define CF_ATTESTSVC_REGISTRY_MAX_BYTES (8u << 20) /* KMS registry listing response */
+#define CF_ATTESTSVC_REGISTRY_PAGE 1000     /* ?limit= asked of the KMS per listing page */
+#define CF_ATTESTSVC_REGISTRY_MAX_PAGES 16  /* pages followed in one listing (then refused) */
+#define CF_ATTESTSVC_TEE_MAX_RESPONSE (64u * 1024) /* TEE evidence response (report + cert, base64url) */
+#define CF_ATTESTSVC_KMS_MAX_RESPONSE (64u * 1024) /* KMS nonce / attestation-report responses */
+#define CF_ATTESTSVC_MAX_REPORT 4096        /* report bytes accepted for verification (the verifier
+                                               reports any length other than 1184 as a parse failure) */
+#define CF_ATTESTSVC_MAX_BODY (64u * 1024)  /* JSON body of POST /v1/attestation/evidence, /verify */
+#define CF_ATTESTSVC_MAX_PLATFORM_LEN 16    /* "sev-snp" */
+#define CF_ATTESTSVC_MAX_STATUS_LEN 32      /* registry TEE status: "active", "quarantined", ... */
+#define CF_ATTESTSVC_MAX_ENDPOINT 512       /* a TEE's base URL (registry "endpoint", tee.endpoints) */
+#define CF_ATTESTSVC_MAX_ENDPOINTS_CONFIG 4096 /* bytes of the tee.endpoints option */
+#define CF_ATTESTSVC_MAX_DISCOVERY 64       /* bare URLs in tee.endpoints probed to find a TEE by id */
+#define CF_ATTESTSVC_MAX_CURSOR 256         /* registry listing cursor ("next") */
+#define CF_ATTESTSVC_MAX_VERIFY_TEES 8      /* active TEEs one /verify call tries before giving up */
+#define CF_ATTESTSVC_HISTORY_DEFAULT_PAGE 20 /* history items per page unless ?limit= */
+#define CF_ATTESTSVC_HISTORY_MAX_PAGE 100   /* largest ?limit= */
+#define CF_ATTESTSVC_ID_LEN 32              /* attestation ids: 32 lowercase hex (time-ordered) */
+#define CF_ATTESTSVC_MAX_REASON 512         /* stored / alerted failure reason text */
+#define CF_ATTESTSVC_MAX_FAILURES_JSON 8192 /* failed checks of one history record (JSON) */
+#define CF_ATTESTSVC_INTERVAL_MIN_S 1       /* shortest reattest.interval */
+#define CF_ATTESTSVC_INTERVAL_MAX_S 86400   /* longest reattest.interval */
+#define CF_ATTESTSVC_TEE_TIMEOUT_MS 10000   /* default tee.timeout: one evidence request */
+#define CF_ATTESTSVC_WEBHOOK_TIMEOUT_MS 3000 /* alert webhook: whole POST, best effort */
+#define CF_ATTESTSVC_WEBHOOK_MAX_RESPONSE 4096 /* webhook answer read (and discarded) */
+#define CF_ATTESTSVC_STORE_POOL 8           /* idle store handles kept by the service */
+#define CF_ATTESTSVC_RATE_SLOTS 4096        /* per-source rate limiter: fixed table of buckets */
+#define CF_ATTESTSVC_RATE_PROBE 8           /* slots probed per source before evicting the stalest */
+#define CF_ATTESTSVC_RATE_KEY_MAX 64        /* source key: an IP address literal */
+#define CF_ATTESTSVC_RATE_DEFAULT 10        /* ratelimit.rate default: requests per second per source */
+#define CF_ATTESTSVC_RATE_BURST_DEFAULT 20  /* ratelimit.burst default */
+#define CF_ATTESTSVC_RETENTION_DEFAULT_S (30ull * 86400) /* history.retention default */
+#define CF_ATTESTSVC_PRUNE_BATCH 1000       /* history rows deleted per scheduler pass */
+#define CF_ATTESTSVC_SIGNING_KEYS_MAX 8     /* signing keys published in the JWKS */
+
+/* ---- gateway (src/gateway, docs/internals/gateway.md) ---- */
+#define CF_GW_MAX_SESSION_BODY 1024         /* POST /v1/sessions {"job","nonce"} */
+#define CF_GW_MAX_TOKEN_BODY 8192           /* POST /v1/iam/token (API key exchange) */
+#define CF_GW_MAX_PROXY_BODY CF_HTTP_MAX_BODY /* request body forwarded to IAM / KMS / attestation / audit */
+#define CF_GW_MAX_PROXY_RESPONSE (8u << 20) /* answer of a proxied service (audit pages are the largest) */
+#define CF_GW_MAX_EVIDENCE_RESPONSE (64u * 1024) /* TEE answer to POST /v1/evidence */
+#define CF_GW_MAX_ATTEST_RESPONSE (256u * 1024) /* attestation service answer (result + EAR token) */
+#define CF_GW_MAX_REGISTRY_RESPONSE (8u << 20) /* one page of GET {kms}/v1/registry/tees */
+#define CF_GW_REGISTRY_PAGE 1000            /* ?limit= asked of the KMS per listing page */
+#define CF_GW_REGISTRY_MAX_PAGES 16         /* pages followed in one refresh (then refused) */
+#define CF_GW_MAX_CURSOR 256                /* registry listing cursor ("next") */
+#define CF_GW_MAX_TEES 4096                 /* TEEs in the registry view */
+#define CF_GW_MAX_STATUS_LEN 32             /* registry TEE status: "active", "quarantined", ... */
+#define CF_GW_MAX_ENDPOINT 512              /* a TEE's base URL */
+#define CF_GW_MAX_KEY_TEXT 256              /* TEE public key / build hash text passed to the client */
+#define CF_GW_REGISTRY_MIN_REFRESH_MS 250   /* on-demand refreshes (unknown TEE id) at most this often */
+#define CF_GW_SESSION_MAX_TRIES 4           /* TEEs one POST /v1/sessions asks for evidence */
+#define CF_GW_MAX_BUCKETS 16384             /* rate-limit buckets (tenants + source addresses) */
+#define CF_GW_BUCKET_KEY_MAX 160            /* "t:<tenant>" or "ip:<address>" */
+#define CF_GW_MAX_RATE 1000000              /* ratelimit.*rps and *burst upper bound */
+#define CF_GW_MAX_RETRY_AFTER 3600          /* Retry-After we announce, seconds */
+#define CF_GW_AUTH_CACHE_SLOTS 4096         /* verified access tokens remembered (by SHA-256) */
+#define CF_GW_AUTH_CACHE_MAX_TTL 300        /* auth.cache_ttl upper bound, seconds */
+#define CF_GW_MAX_IDLE_CLIENTS 64           /* idle upstream HTTP clients kept for reuse */
+#define CF_GW_PROXY_MAX_DEPTH 6             /* path segments after /v1/<service> that are proxied */
+#define CF_GW_METRIC_MAX_CODES 24           /* distinct status codes counted per route */
+
+/* ---- sdk: the client library libcoffer (src/sdk, include/coffer.h, docs/SDK.md) ---- */
+#define CF_SDK_HTTP_POOL 4                  /* HTTP connections one client keeps (parallel requests) */
+#define CF_SDK_TEE_CACHE 64                 /* verified TEEs one client caches (one per job) */
+#define CF_SDK_DEFAULT_RETRIES 1            /* retries on another TEE after a quarantined/revoked one */
+#define CF_SDK_MAX_RETRIES 5                /* largest max_retries option */
+#define CF_SDK_MAX_TIMEOUT_MS 600000        /* largest timeout_ms option (10 minutes) */
+#define CF_SDK_MAX_PATH 4096                /* a file path option or the default client key path */
+#define CF_SDK_MAX_API_KEY 1024             /* API key text */
+#define CF_SDK_MAX_ERROR 1024               /* last-error message kept per thread */
+#define CF_SDK_MAX_SERVICE_MESSAGE 512      /* "message" of a service's JSON error that is quoted */
+#define CF_SDK_MAX_ERROR_CODE 64            /* "code" of a service's JSON error */
+#define CF_SDK_MAX_TIME_TEXT 64             /* an RFC 3339 "expires_at" */
+#define CF_SDK_TOKEN_REFRESH_MARGIN_S 30    /* refresh the access token this long before exp (at most a
+                                               quarter of its lifetime) */
+#define CF_SDK_EAR_LEEWAY_S 30              /* clock skew allowed on the EAR token's exp / iat */
+#define CF_SDK_MAX_ID_ENCODED (3 * CF_ID_MAX_LEN) /* a percent-encoded id in a path or file name */
 
 #endif
