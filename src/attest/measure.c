@@ -264,6 +264,16 @@ static int walk_dir(bundle_walk *w, int dfd, const char *prefix, size_t prefix_l
                                              "directory '%s'", prefix_len ? prefix : "."));
         CF_ENSURE_OUT(fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0,
                       cf_err_set(CF_E_IO, "cannot stat '%s': %s", rel, strerror(errno)));
+        if (depth == 0 && strcmp(de->d_name, CF_BUNDLE_SIG_FILE) == 0) {
+            /* The developer's signature covers the build_hash, so it cannot be
+             * inside what it signs: a top-level coffer.sig is not measured. It
+             * must be a plain file, so that it cannot hide a directory or a
+             * link from the digest. */
+            CF_ENSURE_OUT(S_ISREG(st.st_mode),
+                          cf_err_set(CF_E_UNSUPPORTED, "'%s' must be a regular file (the "
+                                                       "developer signature)", rel));
+            continue;
+        }
         if (S_ISDIR(st.st_mode)) {
             int sub;
             CF_ENSURE_OUT(depth < CF_BUNDLE_MAX_DEPTH,

@@ -14,6 +14,9 @@
  *     bundle digest ‖ u64be guest policy ‖ u32be VMPL ‖ u8 debug.
  *     It is what coffer-launch writes into MEASUREMENT (report offset 0x90).
  *
+ * The top-level file "coffer.sig" (the developer's signature over the
+ * build_hash) is excluded; it must be a regular file if present.
+ *
  * The bundle walk refuses anything it cannot measure unambiguously: special
  * files (FIFOs, sockets, devices), symlinks that are absolute or contain a ".."
  * component (they could point out of the bundle), names with control
@@ -34,6 +37,9 @@
 #define CF_BUILD_HASH_STR_LEN (7 + 2 * CF_BUNDLE_DIGEST_LEN) /* without the NUL */
 #define CF_LAUNCH_BLOCK_LEN 111
 #define CF_LAUNCH_FORMAT_V1 1
+/* The developer signature of a bundle (DESIGN.md §7): a top-level regular file
+ * of this name is not part of the bundle digest, since it signs the digest. */
+#define CF_BUNDLE_SIG_FILE "coffer.sig"
 
 /* Launch options that are part of the measurement. */
 typedef struct {

@@ -100,6 +100,8 @@ struct cf_http_server {
     X509_STORE *ca_store;
     atomic_int inflight;
     bool stopped;
+    cf_http_observer observer; /* optional: told about every finished request */
+    void *observer_cls;
 };
 
 enum peer_state { PEER_UNCHECKED = 0, PEER_OK, PEER_ANON, PEER_NONE, PEER_BAD };
@@ -123,6 +125,8 @@ struct cf_http_req {
     size_t uri_len;
     bool uri_too_long;
     size_t path_len;
+    const char *query_raw; /* undecoded query string inside uri, "" if none */
+    char remote[INET6_ADDRSTRLEN];
     char rid[CF_HTTP_MAX_REQUEST_ID + 1];
     const char *peer_id; /* borrowed from the conn_ctx */
     cf_http_params params;
@@ -261,7 +265,8 @@ int cf_http_server_new(const cf_http_server_opts *o, cf_http_server **ret)
         s->o.threads = DEFAULT_THREADS;
     CF_ENSURE_OUT(s->o.threads <= CF_HTTP_MAX_THREADS,
                   cf_err_set(CF_E_CONFIG, "at most %d server threads", CF_HTTP_MAX_THREADS));
-    CF_ENSURE_OUT(s->o.threading == CF_HTTP_THREADS_POOL || s->o.threading == CF_HTTP_THREADS_EPOLL,
+    CF_ENSURE_OUT(s->o.threading == CF_HTTP_THREADS_POOL || s->o.threading == CF_HTTP_THREADS_EPOLL ||
+                      s->o.threading == CF_HTTP_THREADS_PER_CONNECTION,
                   CF_E_INVAL);
     if (s->o.max_body == 0)
         s->o.max_body = CF_HTTP_MAX_BODY;
@@ -344,6 +349,28 @@ int cf_http_server_route(cf_http_server *s, const char *method, const char *patt
     r->cls = cls;
     r->max_body = max_body ? max_body : s->o.max_body;
     s->nroutes++;
+    return 0;
+}
+
+int cf_http_server_set_threading(cf_http_server *s, cf_http_threading t)
+{
+    CF_ENSURE(s != NULL, CF_E_INVAL);
+    CF_ENSURE(t == CF_HTTP_THREADS_POOL || t == CF_HTTP_THREADS_EPOLL ||
+                  t == CF_HTTP_THREADS_PER_CONNECTION,
+              CF_E_INVAL);
+    CF_ENSURE(s->d == NULL && !s->stopped,
+              cf_err_set(CF_E_CONFLICT, "threading is chosen before the server starts"));
+    s->o.threading = t;
+    return 0;
+}
+
+int cf_http_server_observe(cf_http_server *s, cf_http_observer fn, void *cls)
+{
+    CF_ENSURE(s != NULL && fn != NULL, CF_E_INVAL);
+    CF_ENSURE(s->d == NULL && !s->stopped,
+              cf_err_set(CF_E_CONFLICT, "the observer is set before the server starts"));
+    s->observer = fn;
+    s->observer_cls = cls;
     return 0;
 }
 
@@ -777,6 +804,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
            status, "duration_ms", dur, "peer", q->peer_id ? q->peer_id : "",
            "outcome", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "ok" : "aborted", NULL);
     cf_log_set_request_id(NULL);
+    if (s->observer != NULL)
+        s->observer(s->observer_cls, q->route ? q->route->pat.text : "", q->status,
+                    elapsed_ms(&q->t0) / 1e3);
     cf_buf_free(&q->body);
     free(q);
     *con_cls = NULL;
@@ -807,6 +837,25 @@ static int new_request_id(char *out, size_t cap)
     return 0;
 }
 
+/* The client's IP address as text ("" if MHD cannot tell). */
+static void remote_addr(struct MHD_Connection *conn, char *out, size_t cap)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    const void *a = NULL;
+
+    out[0] = 0;
+    if (sa == NULL)
+        return;
+    if (sa->sa_family == AF_INET)
+        a = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+    else if (sa->sa_family == AF_INET6)
+        a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+    if (a == NULL || inet_ntop(sa->sa_family, a, out, (socklen_t)cap) == NULL)
+        out[0] = 0;
+}
+
 /* Appends m to the comma-separated allow list if not there yet. */
 static void allow_add(char *allow, size_t cap, const char *m)
 {
@@ -833,6 +882,7 @@ static enum MHD_Result on_headers(cf_http_server *s, struct cf_http_req *q,
     int rc;
 
     q->conn = conn;
+    remote_addr(conn, q->remote, sizeof(q->remote));
     hdr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
     if (hdr != NULL && cf_http_request_id_valid(hdr, strnlen(hdr, CF_HTTP_MAX_REQUEST_ID + 1)))
         memcpy(q->rid, hdr, strlen(hdr) + 1);
@@ -853,10 +903,12 @@ static enum MHD_Result on_headers(cf_http_server *s, struct cf_http_req *q,
                           false);
     qm = memchr(q->uri, '?', q->uri_len);
     path_len = qm ? (size_t)(qm - q->uri) : q->uri_len;
+    q->query_raw = "";
     if (qm != NULL) {
         *qm = 0;
         query = qm + 1;
         query_len = q->uri_len - path_len - 1;
+        q->query_raw = query; /* NUL-terminated: uri[uri_len] is 0 */
     }
     q->path_len = path_len;
     if (cf_http_path_split(q->uri, path_len, &segs) < 0)
@@ -1016,10 +1068,13 @@ int cf_http_server_start(cf_http_server *s)
         a->sin6_port = htons(s->o.port);
         flags = MHD_USE_IPv6;
     }
-    flags |= (s->o.threading == CF_HTTP_THREADS_EPOLL ? MHD_USE_EPOLL_INTERNAL_THREAD
-                                                      : MHD_USE_POLL_INTERNAL_THREAD) |
-             MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    if (s->o.threads > 1)
+    if (s->o.threading == CF_HTTP_THREADS_PER_CONNECTION)
+        flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD;
+    else
+        flags |= s->o.threading == CF_HTTP_THREADS_EPOLL ? MHD_USE_EPOLL_INTERNAL_THREAD
+                                                         : MHD_USE_POLL_INTERNAL_THREAD;
+    flags |= MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (s->o.threads > 1 && s->o.threading != CF_HTTP_THREADS_PER_CONNECTION)
         extra[ne++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)s->o.threads,
                                               NULL};
     if (s->cert_pem != NULL) {
@@ -1099,6 +1154,11 @@ const char *cf_http_req_path(const cf_http_req *r) { return r->uri; }
 const char *cf_http_req_route(const cf_http_req *r) { return r->route ? r->route->pat.text : ""; }
 const char *cf_http_req_id(const cf_http_req *r) { return r->rid; }
 const char *cf_http_req_peer_id(const cf_http_req *r) { return r->peer_id; }
+const char *cf_http_req_remote_addr(const cf_http_req *r) { return r->remote; }
+const char *cf_http_req_query_string(const cf_http_req *r)
+{
+    return r->query_raw ? r->query_raw : "";
+}
 
 const char *cf_http_req_param(const cf_http_req *r, const char *name)
 {

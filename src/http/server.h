@@ -38,6 +38,10 @@ typedef struct cf_http_resp cf_http_resp;
 typedef enum {
     CF_HTTP_THREADS_POOL = 0, /* MHD internal thread pool, poll() per thread */
     CF_HTTP_THREADS_EPOLL,    /* MHD internal thread pool, epoll per thread */
+    /* One thread per connection (poll), `threads` unused: for servers whose
+     * handlers block for long (a proxy waiting on an upstream), which in a pool
+     * would stall every other connection served by the same thread. */
+    CF_HTTP_THREADS_PER_CONNECTION,
 } cf_http_threading;
 
 typedef enum {
@@ -79,6 +83,18 @@ int cf_http_server_new(const cf_http_server_opts *o, cf_http_server **ret) CF_WU
  */
 int cf_http_server_route(cf_http_server *s, const char *method, const char *pattern,
                          cf_http_handler h, void *cls, size_t max_body) CF_WUR;
+/*
+ * Optional observer, told about every finished request (also those the server
+ * answered itself: 404, 405, 413, mTLS refusals) after the response was sent:
+ * route is the matched pattern or "" when none matched, status 0 when no
+ * response was queued, seconds the time since the request line arrived. Called
+ * on server threads, concurrently: it must be thread-safe and fast (metrics).
+ * Only before start.
+ */
+typedef void (*cf_http_observer)(void *cls, const char *route, int status, double seconds);
+int cf_http_server_observe(cf_http_server *s, cf_http_observer fn, void *cls) CF_WUR;
+/* Changes the threading mode chosen at creation. Only before start. */
+int cf_http_server_set_threading(cf_http_server *s, cf_http_threading t) CF_WUR;
 /* Binds and starts the threads. */
 int cf_http_server_start(cf_http_server *s) CF_WUR;
 /* The bound port (after start; the chosen one when opts.port was 0). */
@@ -100,6 +116,11 @@ const char *cf_http_req_path(const cf_http_req *r);
 const char *cf_http_req_route(const cf_http_req *r);
 /* Decoded {param} value, or NULL. */
 const char *cf_http_req_param(const cf_http_req *r, const char *name);
+/* The raw (undecoded) query string without '?', "" if none; it passed
+ * cf_http_query_parse. For proxies that forward the request target as is. */
+const char *cf_http_req_query_string(const cf_http_req *r);
+/* The client's IP address as text (no port), "" if unknown. */
+const char *cf_http_req_remote_addr(const cf_http_req *r);
 /* Decoded query parameter (first occurrence), or NULL. */
 const char *cf_http_req_query(const cf_http_req *r, const char *name);
 /* Request header (case-insensitive name), or NULL. */

@@ -166,6 +166,22 @@ int cf_svc_authenticate(cf_svc *s, const cf_http_req *req, cf_principal *ret)
     return rc;
 }
 
+int cf_svc_jwks_ready(cf_svc *s)
+{
+    bool loaded;
+
+    pthread_rwlock_rdlock(&s->jwks_lock);
+    loaded = s->jwks != NULL;
+    pthread_rwlock_unlock(&s->jwks_lock);
+    if (loaded)
+        return 0;
+    CF_GUARD(jwks_refresh(s, false));
+    pthread_rwlock_rdlock(&s->jwks_lock);
+    loaded = s->jwks != NULL;
+    pthread_rwlock_unlock(&s->jwks_lock);
+    return loaded ? 0 : cf_err_set(CF_E_UNAVAILABLE, "IAM JWKS not loaded");
+}
+
 int cf_svc_authorize(cf_svc *s, const cf_http_req *req, cf_perm perm, const char *tenant, cf_principal *ret)
 {
     cf_principal p;

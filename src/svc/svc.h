@@ -68,6 +68,10 @@ void cf_svc_request_stop(cf_svc *s);
  * kid). CF_E_UNAUTHENTICATED / CF_E_EXPIRED with a detail; CF_E_UNAVAILABLE if
  * no JWKS is configured or it cannot be loaded (fail closed). */
 int cf_svc_authenticate(cf_svc *s, const cf_http_req *req, cf_principal *ret) CF_WUR;
+/* 0 if IAM's JWKS is loaded (access tokens can be verified); otherwise tries
+ * to load it (at most every few seconds) and returns CF_E_UNAVAILABLE if that
+ * fails. For readiness probes. */
+int cf_svc_jwks_ready(cf_svc *s) CF_WUR;
 /* authenticate + cf_authz_check(perm, tenant). */
 int cf_svc_authorize(cf_svc *s, const cf_http_req *req, cf_perm perm, const char *tenant,
                      cf_principal *ret) CF_WUR;

@@ -262,6 +262,47 @@ static void test_changes_change_digest(void)
     T_MEMEQ(base, d, 32);
 }
 
+/* The top-level coffer.sig signs the build_hash, so it is not measured
+ * (docs/internals/simulator.md); anywhere else it is an ordinary file. */
+static void test_signature_file_excluded(void)
+{
+    char a[512], p[1024];
+    uint8_t base[32], d[32];
+
+    new_dir(a, sizeof(a));
+    make_kat(a);
+    T_OK(cf_bundle_digest(a, base));
+    put(a, "coffer.sig", "c2lnbmF0dXJl\n", 0644);
+    T_OK(cf_bundle_digest(a, d));
+    T_MEMEQ(base, d, 32);
+    put(a, "coffer.sig", "another signature\n", 0755);
+    T_OK(cf_bundle_digest(a, d));
+    T_MEMEQ(base, d, 32);
+    PATHF(p, "%s/coffer.sig", a);
+    T_OK(unlink(p));
+
+    /* Below the top level the name has no meaning: measured. */
+    put(a, "data/coffer.sig", "x", 0644);
+    T_OK(cf_bundle_digest(a, d));
+    T_ASSERT(memcmp(base, d, 32) != 0);
+    PATHF(p, "%s/data/coffer.sig", a);
+    T_OK(unlink(p));
+
+    /* Not a regular file: refused, so the name cannot hide a tree or a link. */
+    sub(a, "coffer.sig");
+    put(a, "coffer.sig/hidden", "x", 0644);
+    T_ERR(cf_bundle_digest(a, d), CF_E_UNSUPPORTED);
+    PATHF(p, "%s/coffer.sig/hidden", a);
+    T_OK(unlink(p));
+    PATHF(p, "%s/coffer.sig", a);
+    T_OK(rmdir(p));
+    link_(a, "coffer.sig", "data/a.txt");
+    T_ERR(cf_bundle_digest(a, d), CF_E_UNSUPPORTED);
+    T_OK(unlink(p));
+    T_OK(cf_bundle_digest(a, d));
+    T_MEMEQ(base, d, 32);
+}
+
 static void test_symlink_rules(void)
 {
     char a[512];
@@ -472,6 +513,7 @@ int main(void)
     T_RUN(test_launch_block_layout);
     T_RUN(test_reproducible_and_order_independent);
     T_RUN(test_changes_change_digest);
+    T_RUN(test_signature_file_excluded);
     T_RUN(test_symlink_rules);
     T_RUN(test_special_files_refused);
     T_RUN(test_limits);

@@ -35,6 +35,9 @@ check "launch and get a report" 0 "" -- "$launch" --state "$tmp/state" --bundle 
 check "debug launch" 0 "" -- "$launch" --state "$tmp/state" --bundle "$tmp/bundle" --debug -- "$helper" "$tmp/outdbg" "report:$rd"
 meas=$("$launch" --bundle "$tmp/bundle" --measure-only -- "$helper" 2>/dev/null | sed -n 's/.*"measurement":"\([0-9a-f]*\)".*/\1/p')
 [ ${#meas} -eq 96 ] || { echo "no measurement"; exit 1; }
+cli_meas=$("$coffer" deployment measure "$tmp/bundle" --runtime "$helper" --json | sed -n 's/.*"measurement":"\([0-9a-f]*\)".*/\1/p')
+if [ "$cli_meas" = "$meas" ]; then echo "ok - coffer deployment measure reproduces the launcher's measurement"; pass=$((pass + 1));
+else echo "not ok - coffer deployment measure gave '$cli_meas', launcher '$meas'"; fail=$((fail + 1)); fi
 chain=$("$launch" --state "$tmp/state" --print-chain 2>/dev/null | awk '{printf "%s\\n", $0}')
 
 manifest() { # $1 = roots JSON, $2 = measurement
