@@ -178,6 +178,7 @@
                                                CF_KMS_MAX_WRAPPED plus context) */
 #define CF_KMS_LIST_DEFAULT 100             /* TEEs in one listing page unless ?limit= */
 #define CF_KMS_LIST_MAX 1000                /* largest ?limit= of a TEE listing */
+#define CF_KMS_MAX_ENDPOINT 512             /* a TEE's base URL in the registry (the gateway's CF_GW_MAX_ENDPOINT) */
 
 /* ---- iam: tenants, principals, API keys, access tokens (src/iam, docs/internals/iam.md) ---- */
 #define CF_IAM_MAX_BODY 4096                /* JSON body of any IAM API request */
@@ -206,6 +207,7 @@
 /* ---- tee: TEE runtime, deployment bundles, job sandbox (src/tee, docs/internals/tee.md) ---- */
 #define CF_TEE_MANIFEST_MAX_BYTES (64u * 1024) /* coffer.json of a bundle */
 #define CF_TEE_SIG_MAX_BYTES 256            /* coffer.sig: base64url Ed25519 signature + newline */
+#define CF_TEE_MAX_ENDPOINT CF_KMS_MAX_ENDPOINT /* advertised URL (advertise_url) */
 #define CF_TEE_MAX_JOBS 64                  /* jobs in one bundle (= CF_MANIFEST_MAX_JOBS) */
 #define CF_TEE_MAX_ARGS 32                  /* "args" of one job */
 #define CF_TEE_MAX_ARG_LEN 1024             /* one argument */

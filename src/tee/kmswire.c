@@ -103,7 +103,7 @@ out:
 
 int cf_tee_register_body(const char *join_token, const uint8_t nonce[CF_BINDING_NONCE_LEN],
                          const uint8_t *public_key, size_t key_len,
-                         const cf_provider_evidence *ev, cf_buf *out)
+                         const cf_provider_evidence *ev, const char *endpoint, cf_buf *out)
 {
     char hex[2 * CF_BINDING_NONCE_LEN + 1];
     json_t *o = json_object(), *evj = NULL;
@@ -119,6 +119,10 @@ int cf_tee_register_body(const char *join_token, const uint8_t nonce[CF_BINDING_
                       json_object_set(o, "evidence", evj) == 0,
                   CF_E_NOMEM);
     CF_GUARD_OUT(set_b64(o, "public_key", public_key, key_len));
+    /* Where the gateway and the attestation service reach this TEE: routing
+     * data for them, not a security claim (everything they get is verified). */
+    if (endpoint != NULL)
+        CF_ENSURE_OUT(json_object_set_new(o, "endpoint", json_string(endpoint)) == 0, CF_E_NOMEM);
     CF_GUARD_OUT(dump_into(o, out));
 out:
     json_decref(evj);

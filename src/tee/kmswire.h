@@ -61,7 +61,7 @@ int cf_tee_evidence_json(const cf_provider_evidence *ev, json_t **ret) CF_WUR;
  * carries the join token. */
 int cf_tee_register_body(const char *join_token, const uint8_t nonce[CF_BINDING_NONCE_LEN],
                          const uint8_t *public_key, size_t key_len,
-                         const cf_provider_evidence *ev, cf_buf *out) CF_WUR;
+                         const cf_provider_evidence *ev, const char *endpoint, cf_buf *out) CF_WUR;
 /* {"id": TEE id, ...}: the id (cf_tee_id_valid) into ret_id. */
 int cf_tee_register_answer_parse(const uint8_t *body, size_t len,
                                  char ret_id[CF_ID_MAX_LEN + 1]) CF_WUR;

@@ -31,6 +31,7 @@ struct cf_tee {
     cf_sandbox *sandbox;
     cf_provider *provider;
     cf_http_client *kms;            /* serialised by its own mutex */
+    char endpoint[CF_TEE_MAX_ENDPOINT + 1]; /* "" if none */
     char tee_id[CF_ID_MAX_LEN + 1]; /* set once by cf_tee_register */
     unsigned max_jobs;
     atomic_uint running;
@@ -112,6 +113,14 @@ int cf_tee_new(const cf_tee_opts *o, cf_tee **ret)
     CF_GUARD_OUT(parse_kms_key(o->kms_release_key, &t->kms_key));
 
     /* The bundle: signed by the configured developer, of the configured deployment. */
+    if (o->endpoint != NULL) {
+        size_t n = strnlen(o->endpoint, CF_TEE_MAX_ENDPOINT + 1);
+        CF_ENSURE_OUT(n > 0 && n <= CF_TEE_MAX_ENDPOINT &&
+                          (strncmp(o->endpoint, "http://", 7) == 0 || strncmp(o->endpoint, "https://", 8) == 0),
+                      cf_err_set(CF_E_CONFIG, "advertise_url must be an http:// or https:// URL of at most %u bytes",
+                                 (unsigned)CF_TEE_MAX_ENDPOINT));
+        memcpy(t->endpoint, o->endpoint, n + 1);
+    }
     rc = cf_developer_key_parse(o->developer_key, &dev);
     if (rc < 0) {
         rc = cf_err_set(CF_E_CONFIG, "deployment.developer_key: %s", cf_err_detail(rc));
@@ -232,7 +241,8 @@ static int register_once(cf_tee *t, const char *join_token, bool *retry)
     *retry = true;
     CF_GUARD_OUT(cf_provider_get_report(t->provider, rd, &ev));
     *retry = false;
-    CF_GUARD_OUT(cf_tee_register_body(join_token, nonce, t->pub, sizeof(t->pub), &ev, &body));
+    CF_GUARD_OUT(cf_tee_register_body(join_token, nonce, t->pub, sizeof(t->pub), &ev,
+                                      t->endpoint[0] ? t->endpoint : NULL, &body));
     *retry = true;
     rc = kms_post(t, "/v1/registry/tees", body.data, body.len, &r);
     if (rc < 0) {

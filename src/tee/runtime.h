@@ -51,6 +51,8 @@ typedef struct {
     const char *deployment;       /* the bundle's name must be this */
     const char *developer_key;    /* Ed25519, cf_developer_key_parse text */
     const char *provider;         /* "auto", "launcher", "configfs-tsm", "sev-guest" */
+    const char *endpoint;         /* URL the gateway/attestation service reach us at (NULL: none
+                                     advertised); routing data only, never trusted for security */
     cf_sandbox_opts sandbox;
     unsigned max_jobs;            /* concurrent jobs, 1..CF_TEE_MAX_CONCURRENT_JOBS */
 } cf_tee_opts;

@@ -291,10 +291,12 @@ static void test_registry_codecs(void)
     cf_buf_init(&plain, 1 << 16);
     cf_buf_init(&v, 4096);
     /* The join token is a secret: only a secret buffer takes the body. */
-    T_ERR(cf_tee_register_body("join", nonce, pub, 32, &ev, &plain), CF_E_INVAL);
-    T_OK(cf_tee_register_body("join-token-1", nonce, pub, 32, &ev, &body));
+    T_ERR(cf_tee_register_body("join", nonce, pub, 32, &ev, NULL, &plain), CF_E_INVAL);
+    T_OK(cf_tee_register_body("join-token-1", nonce, pub, 32, &ev, "http://127.0.0.1:7001", &body));
     o = obj(&body);
-    T_EQ(json_object_size(o), 4);
+    T_EQ(json_object_size(o), 5);
+    T_OK(cf_json_get_str(o, "endpoint", true, 128, &s));
+    T_STREQ(s, "http://127.0.0.1:7001");
     T_OK(cf_json_get_str(o, "join_token", true, 128, &s));
     T_STREQ(s, "join-token-1");
     T_OK(cf_json_get_str(o, "nonce", true, 128, &s));

@@ -53,6 +53,9 @@ static const cf_config_opt options[] = {
     {"listen.host", CF_CFG_STRING, "127.0.0.1", "bind address", 0, 0, 0},
     {"listen.port", CF_CFG_INT, "0", "port (0 = ephemeral)", 0, 0, 65535},
     {"port_file", CF_CFG_PATH, NULL, "write the bound port here once serving", 0, 0, 0},
+    {"advertise_url", CF_CFG_STRING, NULL,
+     "URL the gateway and attestation service use to reach this TEE (default http://listen.host:listen.port "
+     "when the port is fixed)", 0, 0, 0},
     {"tls.cert", CF_CFG_PATH, NULL, "TLS certificate (PEM); unset = plain HTTP", 0, 0, 0},
     {"tls.key", CF_CFG_PATH, NULL, "TLS private key (PEM)", 0, 0, 0},
     {"http.max_connections", CF_CFG_INT, "256", "concurrent HTTP connections (one thread each)", 0, 1, CF_HTTP_MAX_CONNECTIONS},
@@ -206,6 +209,12 @@ static int run(int argc, char **argv)
     o.deployment = opt_str(c, "deployment.name");
     o.developer_key = opt_str(c, "deployment.developer_key");
     o.provider = opt_str(c, "provider");
+    char adv[CF_TEE_MAX_ENDPOINT + 1];
+    o.endpoint = opt_str(c, "advertise_url");
+    if (o.endpoint == NULL && opt_int(c, "listen.port") != 0 &&
+        cf_fmt(adv, sizeof(adv), "%s://%s:%lld", opt_str(c, "tls.cert") ? "https" : "http", opt_str(c, "listen.host"),
+               (long long)opt_int(c, "listen.port")) == 0)
+        o.endpoint = adv;
     o.sandbox.uid = (uid_t)opt_int(c, "sandbox.uid");
     o.sandbox.gid = (gid_t)opt_int(c, "sandbox.gid");
     o.max_jobs = (unsigned)opt_int(c, "sandbox.max_jobs");
