@@ -138,6 +138,25 @@
 #define CF_AUDIT_MAX_VERIFY_STHS 100000     /* tree heads one local verification checks */
 #define CF_AUDIT_MAX_VERIFY_ENTRIES (4u << 20) /* entries one in-memory verification holds */
 
+/* ---- audit service, forwarder, `coffer audit` (src/audit, src/svc; docs/internals/audit-service.md) ---- */
+#define CF_AUDITSVC_STORE_POOL 8            /* idle store handles kept by the audit service */
+#define CF_AUDITSVC_PAGE_DEFAULT 100        /* entries / tree heads in a page unless ?limit= */
+#define CF_AUDITSVC_MAX_PAGE_BYTES (4u << 20) /* JSON of one entries page (a page stops early beyond it;
+                                               below the gateway's CF_GW_MAX_PROXY_RESPONSE) */
+#define CF_AUDITSVC_STH_INTERVAL_DEFAULT_S 10 /* audit.sth_interval default */
+#define CF_AUDITSVC_STH_INTERVAL_MAX_S 86400 /* longest audit.sth_interval */
+#define CF_AUDITSVC_MAX_QUERY_TIME 40       /* ?since= / ?until=: RFC 3339 text or unix milliseconds */
+#define CF_AUDIT_FWD_BACKOFF_MIN_MS 200     /* forwarder: first retry after a failed batch */
+#define CF_AUDIT_FWD_BACKOFF_MAX_MS 10000   /* ... doubled up to this */
+#define CF_AUDIT_FWD_POLL_MS 1000           /* forwarder looks at its spool at least this often */
+#define CF_AUDIT_FWD_TIMEOUT_MS 10000       /* one POST of a batch to the audit service */
+#define CF_AUDIT_FWD_CONNECT_TIMEOUT_MS 2000
+#define CF_AUDIT_CLI_MAX_RESPONSE (8u << 20) /* one answer read by `coffer audit` (CF_GW_MAX_PROXY_RESPONSE) */
+#define CF_AUDIT_CLI_MAX_STATE (16u * 1024) /* the saved tree head and pinned key (audit-sth.json) */
+#define CF_AUDIT_CLI_MAX_KEY_TEXT 4096      /* --public-key: a JWK, PEM or base64url key */
+#define CF_AUDIT_CLI_TAIL_DEFAULT 20        /* entries `coffer audit tail` shows unless -n */
+#define CF_AUDIT_CLI_FOLLOW_MS 2000         /* `coffer audit tail --follow` polling period */
+
 /* ---- kms: tenant keys, data keys, wrapped values (src/kms/keys.h, docs/internals/kms-keys.md) ---- */
 #define CF_KMS_KEY_LEN 32                   /* tenant-key versions and data keys: AES-256 */
 #define CF_KMS_MAX_PLAINTEXT (64u * 1024)   /* one value for cf_kms_keys_encrypt */
@@ -312,5 +331,12 @@
                                                quarter of its lifetime) */
 #define CF_SDK_EAR_LEEWAY_S 30              /* clock skew allowed on the EAR token's exp / iat */
 #define CF_SDK_MAX_ID_ENCODED (3 * CF_ID_MAX_LEN) /* a percent-encoded id in a path or file name */
+
+/* ---- cli: operator and user commands of `coffer` (src/cmd/coffer/api.h, docs/CLI.md) ---- */
+#define CF_CLI_MAX_RESPONSE CF_GW_MAX_PROXY_RESPONSE /* one answer relayed by the gateway */
+#define CF_CLI_MAX_PAGES 64                 /* listing pages one list command follows ("next") */
+#define CF_CLI_MAX_ROLES 8                  /* --role options of `principal create` (> CF_ROLE_COUNT) */
+#define CF_CLI_MAX_PATH 1024                /* request path + query built by a command */
+#define CF_CLI_MAX_TIMEOUT_MS 600000        /* largest --timeout-ms */
 
 #endif

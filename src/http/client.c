@@ -451,3 +451,24 @@ int cf_http_response_retry_after(const cf_http_response *r, uint64_t *ret)
         return CF_E_NOT_FOUND;
     return cf_parse_u64(r->retry_after, RETRY_AFTER_MAX, ret);
 }
+
+int cf_http_url_split(const char *url, char *base, size_t base_size, const char **ret_path)
+{
+    const char *rest, *slash;
+    size_t n;
+
+    if (strncmp(url, "https://", 8) == 0)
+        rest = url + 8;
+    else if (strncmp(url, "http://", 7) == 0)
+        rest = url + 7;
+    else
+        return cf_err_set(CF_E_INVAL, "not an http(s) URL");
+    slash = strchr(rest, '/');
+    n = slash ? (size_t)(slash - url) : strlen(url);
+    if (rest[0] == '\0' || rest[0] == '/' || n >= base_size)
+        return cf_err_set(CF_E_INVAL, "URL has no host or is too long");
+    memcpy(base, url, n);
+    base[n] = '\0';
+    *ret_path = slash ? slash : "/";
+    return 0;
+}

@@ -60,6 +60,11 @@ typedef struct {
     char retry_after[CF_HTTP_MAX_CAPTURED_HEADER]; /* raw Retry-After, "" if absent */
 } cf_http_response;
 
+/* Splits "https://host:port/some/path?q" into the base "https://host:port"
+ * (written to base, NUL-terminated) and the path part (*ret_path points into url;
+ * "/" when the URL has no path). CF_E_INVAL for anything but http(s) URLs. */
+int cf_http_url_split(const char *url, char *base, size_t base_size, const char **ret_path) CF_WUR;
+
 /* Validates the options (files readable later by libcurl) and creates the handle. */
 int cf_http_client_new(const cf_http_client_opts *o, cf_http_client **ret) CF_WUR;
 /* NULL is accepted. */

@@ -210,13 +210,17 @@ void cf_sdk_cache_drop_tee(coffer_client *c, const char *tee_id);
 int cf_sdk_verify_evidence(const coffer_client *c, const json_t *evidence, const char *tee_id,
                            const char *deployment, const char *job,
                            const uint8_t tee_key[CF_SDK_X25519_LEN],
-                           const uint8_t nonce[CF_BINDING_NONCE_LEN], int64_t now) CF_WUR;
+                           const uint8_t nonce[CF_BINDING_NONCE_LEN], int64_t now, bool *ret_simulated) CF_WUR;
 /* Checks the attestation service's EAR token against the pinned JWKS and the
  * client's expectations; *ret_exp receives its exp. */
+/* simulated_ok: the client's own verification found the evidence signed by a
+ * simulated root that the client's manifest explicitly trusts; only then is the
+ * attestation service's "warning" status (which it gives simulated TEEs) accepted
+ * besides "affirming". */
 int cf_sdk_verify_ear(const cf_jwks *jwks, const char *manifest_hash, const char *token,
                       const char *deployment, const uint8_t tee_key[CF_SDK_X25519_LEN],
                       const uint8_t nonce[CF_BINDING_NONCE_LEN], int64_t now,
-                      int64_t *ret_exp) CF_WUR;
+                      bool simulated_ok, int64_t *ret_exp) CF_WUR;
 
 /* ---- otk.c ---- */
 

@@ -58,7 +58,8 @@ static int attest_fail(const char *check, int cf_code, const char *fmt, ...)
 int cf_sdk_verify_evidence(const coffer_client *c, const json_t *evidence, const char *tee_id,
                            const char *deployment, const char *job,
                            const uint8_t tee_key[CF_SDK_X25519_LEN],
-                           const uint8_t nonce[CF_BINDING_NONCE_LEN], int64_t now)
+                           const uint8_t nonce[CF_BINDING_NONCE_LEN], int64_t now,
+                           bool *ret_simulated)
 {
     const char *platform = NULL;
     cf_buf report, cert;
@@ -116,6 +117,7 @@ int cf_sdk_verify_evidence(const coffer_client *c, const json_t *evidence, const
                               "job: deployment '%s' does not serve job '%s' in the client's "
                               "manifest (TEE %s)",
                               deployment, job, tee_id));
+    *ret_simulated = res->facts.simulated;
 out:
     cf_verify_result_free(res);
     cf_buf_free(&report);
@@ -125,7 +127,8 @@ out:
 
 int cf_sdk_verify_ear(const cf_jwks *jwks, const char *manifest_hash, const char *token,
                       const char *deployment, const uint8_t tee_key[CF_SDK_X25519_LEN],
-                      const uint8_t nonce[CF_BINDING_NONCE_LEN], int64_t now, int64_t *ret_exp)
+                      const uint8_t nonce[CF_BINDING_NONCE_LEN], int64_t now, bool simulated_ok,
+                      int64_t *ret_exp)
 {
     cf_jwt_verify_opts o = {.typ = CF_SDK_EAR_TYP, .now = now, .leeway = CF_SDK_EAR_LEEWAY_S};
     json_t *claims = NULL, *submods = NULL, *sub = NULL, *cnf = NULL, *jwk = NULL;
@@ -211,7 +214,10 @@ int cf_sdk_verify_ear(const cf_jwks *jwks, const char *manifest_hash, const char
                               "ear_status: the attestation result has no appraisal for deployment "
                               "'%s'",
                               deployment));
-    CF_ENSURE_OUT(strcmp(status, CF_SDK_EAR_AFFIRMING) == 0,
+    /* "warning" is what the attestation service says of a TEE on the simulated
+     * secure processor: acceptable only when this client's own manifest trusts
+     * that simulated root (a development manifest), never otherwise. */
+    CF_ENSURE_OUT(strcmp(status, CF_SDK_EAR_AFFIRMING) == 0 || (simulated_ok && strcmp(status, "warning") == 0),
                   attest_fail("ear_status", CF_E_VERIFY,
                               "ear_status: the attestation service's status for deployment '%s' "
                               "is '%.32s', not 'affirming'",
@@ -352,6 +358,7 @@ static int new_session(coffer_client *c, const cf_sdk_auth *a, const char *job,
     cf_sdk_session_answer sa;
     cf_sdk_tee t;
     int64_t now, ear_exp = 0;
+    bool simulated = false;
     int rc;
 
     memset(&resp, 0, sizeof(resp));
@@ -386,9 +393,9 @@ static int new_session(coffer_client *c, const cf_sdk_auth *a, const char *job,
 
     now = cf_sdk_now();
     CF_GUARD_OUT(cf_sdk_verify_evidence(c, sa.evidence, sa.tee_id, sa.deployment, job,
-                                        sa.public_key, nonce, now));
+                                        sa.public_key, nonce, now, &simulated));
     CF_GUARD_OUT(cf_sdk_verify_ear(c->ear_jwks, cf_manifest_hash_str(c->manifest), sa.ear,
-                                   sa.deployment, sa.public_key, nonce, now, &ear_exp));
+                                   sa.deployment, sa.public_key, nonce, now, simulated, &ear_exp));
 
     memcpy(t.job, job, strlen(job) + 1);
     memcpy(t.tee_id, sa.tee_id, sizeof(t.tee_id));

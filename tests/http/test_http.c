@@ -1284,6 +1284,24 @@ out:
     return rc;
 }
 
+static void test_url_split(void)
+{
+    char base[64];
+    const char *path = NULL;
+
+    T_OK(cf_http_url_split("https://127.0.0.1:8443/.well-known/jwks.json?x=1", base, sizeof(base), &path));
+    T_STREQ(base, "https://127.0.0.1:8443");
+    T_STREQ(path, "/.well-known/jwks.json?x=1");
+    T_OK(cf_http_url_split("http://localhost:80", base, sizeof(base), &path));
+    T_STREQ(base, "http://localhost:80");
+    T_STREQ(path, "/");
+    T_ERR(cf_http_url_split("ftp://x/y", base, sizeof(base), &path), CF_E_INVAL);
+    T_ERR(cf_http_url_split("https:///nohost", base, sizeof(base), &path), CF_E_INVAL);
+    T_ERR(cf_http_url_split("https://", base, sizeof(base), &path), CF_E_INVAL);
+    T_ERR(cf_http_url_split("https://a-very-long-host-name-that-does-not-fit-in-the-buffer.example:1/", base, 16,
+                            &path), CF_E_INVAL);
+}
+
 int main(void)
 {
     char cmd[128];
@@ -1295,6 +1313,7 @@ int main(void)
         fprintf(stderr, "certificate set-up failed: %s\n", cf_err_detail(CF_E_CRYPTO));
         return 1;
     }
+    T_RUN(test_url_split);
     T_RUN(test_route_parsing);
     T_RUN(test_routing);
     T_RUN(test_raw_requests);

@@ -333,7 +333,7 @@ static const char *ear_check(const cf_jwks *jwks, const char *tok, const char *d
     int rc;
 
     cf_sdk_begin();
-    rc = cf_sdk_verify_ear(jwks, F.manifest_hash, tok, deployment, tee, nonce, now, &exp);
+    rc = cf_sdk_verify_ear(jwks, F.manifest_hash, tok, deployment, tee, nonce, now, false, &exp);
     if (rc == 0)
         return exp > now ? "ok" : "bad exp";
     if (cf_sdk_finish(rc) != COFFER_E_ATTESTATION)
@@ -370,6 +370,22 @@ static void test_step_ear(void)
     nonce[0] ^= 1;
     T_STREQ(ear_check(jwks, tok, "demo", tee, nonce, now), "ear_nonce");
     nonce[0] ^= 1;
+    /* "warning" (what the service says of a simulated TEE) passes only when the
+     * client's own verification trusted a simulated root. */
+    {
+        char *wtok = NULL;
+        int64_t exp = 0;
+        int rc;
+        k.ear_status = "warning";
+        T_OK(fake_ear(&k, tee, nonce, "demo", &wtok));
+        k.ear_status = NULL;
+        T_STREQ(ear_check(jwks, wtok, "demo", tee, nonce, now), "ear_status");
+        cf_sdk_begin();
+        rc = cf_sdk_verify_ear(jwks, F.manifest_hash, wtok, "demo", tee, nonce, now, true, &exp);
+        (void)cf_sdk_finish(rc);
+        T_OK(rc);
+        free(wtok);
+    }
     /* A tampered token. */
     tok[strlen(tok) - 3] = tok[strlen(tok) - 3] == 'A' ? 'B' : 'A';
     T_STREQ(ear_check(jwks, tok, "demo", tee, nonce, now), "ear_signature");
@@ -428,7 +444,7 @@ static void test_step_ear_interop(void)
         T_ASSERT(n > 1 && d[0] == 5);
         tok = (char *)d + 1;
         cf_sdk_begin();
-        rc = cf_sdk_verify_ear(jwks, mh, tok, "demo", tee, nonce, 1700000000, &exp);
+        rc = cf_sdk_verify_ear(jwks, mh, tok, "demo", tee, nonce, 1700000000, false, &exp);
         got = rc == 0 ? "ok" : (cf_sdk_finish(rc), coffer_client_last_failed_check(NULL));
         free(d);
         T_ASSERT_MSG(strcmp(got, seeds[i][1]) == 0, "%s: %s, expected %s", seeds[i][0], got,

@@ -27,6 +27,7 @@ typedef struct {
 /* Subcommands (one file each). */
 int cli_version(int argc, char **argv);
 int cli_evidence(int argc, char **argv);
+int cli_attestation(int argc, char **argv);
 int cli_deployment(int argc, char **argv);
 int cli_request(int argc, char **argv);
 

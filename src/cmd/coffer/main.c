@@ -6,6 +6,7 @@
 #include "cli.h"
 
 static const cli_cmd commands[] = {
+    {"attestation", "attest a deployment: fresh evidence verified against your manifest", cli_attestation},
     {"deployment", "deployment bundles: compute the launch measurement offline", cli_deployment},
     {"evidence", "verify or decode hardware evidence (SEV-SNP reports)", cli_evidence},
     {"request", "run a job on data in a verified TEE (client SDK)", cli_request},
