@@ -29,6 +29,7 @@ int cli_version(int argc, char **argv);
 int cli_evidence(int argc, char **argv);
 int cli_attestation(int argc, char **argv);
 int cli_deployment(int argc, char **argv);
+int cli_up(int argc, char **argv);
 int cli_request(int argc, char **argv);
 
 #endif

@@ -32,6 +32,7 @@
 #include "base/json.h"
 #include "base/limits.h"
 #include "base/parse.h"
+#include "base/secmem.h"
 #include "cli.h"
 #include "crypto/hash.h"
 #include "crypto/jose.h"
@@ -150,9 +151,49 @@ static int decode_evidence(json_t *ev, returned_evidence *r)
     return 0;
 }
 
+/* With COFFER_API_KEY (and COFFER_TENANT_ID) set, an access token from the
+ * gateway's IAM route: the gateway only proxies authenticated calls. Without
+ * them the call goes out unauthenticated (fine against the attestation service
+ * itself, whose verification API is public). */
+static char g_token[CF_JWT_MAX_BYTES + 1];
+
+static int get_token(cf_http_client *c)
+{
+    const char *key = getenv("COFFER_API_KEY"), *tenant = getenv("COFFER_TENANT_ID"), *t = NULL;
+    cf_http_request rq = {.method = "POST", .path = "/v1/iam/token", .content_type = "application/json"};
+    cf_http_response resp;
+    json_t *body, *ans = NULL;
+    char *text;
+    int rc;
+
+    if (key == NULL || key[0] == '\0')
+        return 0;
+    body = tenant ? json_pack("{s:s,s:s}", "api_key", key, "tenant", tenant) : json_pack("{s:s}", "api_key", key);
+    text = body ? cf_json_dump(body) : NULL;
+    json_decref(body);
+    if (text == NULL)
+        return CF_E_NOMEM;
+    rq.body = text;
+    rq.body_len = strlen(text);
+    memset(&resp, 0, sizeof(resp));
+    rc = cf_http_client_do(c, &rq, &resp);
+    cf_freezero(text, strlen(text));
+    if (rc == 0 && resp.status != 200)
+        rc = cf_err_set(CF_E_UNAUTHENTICATED, "the API key in COFFER_API_KEY was refused (HTTP %ld)", resp.status);
+    if (rc == 0)
+        rc = cf_http_response_json(&resp, &ans);
+    if (rc == 0)
+        rc = cf_json_get_str(ans, "access_token", true, CF_JWT_MAX_BYTES, &t);
+    if (rc == 0)
+        rc = cf_fmt(g_token, sizeof(g_token), "%s", t);
+    json_decref(ans);
+    cf_http_response_free(&resp);
+    return rc;
+}
+
 static int load_jwks(cf_http_client *c, const char *file, cf_jwks **ret)
 {
-    cf_http_request rq = {.method = "GET", .path = "/v1/attestation/jwks"};
+    cf_http_request rq = {.method = "GET", .path = "/v1/attestation/jwks", .bearer = g_token[0] ? g_token : NULL};
     cf_http_response resp;
     cf_buf b;
     int rc;
@@ -340,6 +381,7 @@ static int cmd_verify(int argc, char **argv)
     url = env_or(url, "COFFER_GATEWAY_URL");
     ca = env_or(ca, "COFFER_CA");
     manifest_path = env_or(manifest_path, "COFFER_MANIFEST");
+    jwks_file = env_or(jwks_file, "COFFER_ATTESTATION_JWKS");
     if (deployment == NULL || url == NULL || manifest_path == NULL || optind != argc) {
         fprintf(stderr, "coffer attestation verify: %s\n",
                 optind != argc       ? "unexpected argument"
@@ -375,6 +417,12 @@ static int cmd_verify(int argc, char **argv)
         status = reqtext ? CLI_EXIT_USAGE : CLI_EXIT_SERVICE;
         goto out;
     }
+    if ((rc = get_token(client)) != 0) {
+        fprintf(stderr, "coffer attestation verify: %s\n", cf_err_detail(rc));
+        status = CLI_EXIT_FAILED;
+        goto out;
+    }
+    rq.bearer = g_token[0] ? g_token : NULL;
     rq.body = reqtext;
     rq.body_len = strlen(reqtext);
     rc = cf_http_client_do(client, &rq, &resp);

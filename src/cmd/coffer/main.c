@@ -10,6 +10,7 @@ static const cli_cmd commands[] = {
     {"deployment", "deployment bundles: compute the launch measurement offline", cli_deployment},
     {"evidence", "verify or decode hardware evidence (SEV-SNP reports)", cli_evidence},
     {"request", "run a job on data in a verified TEE (client SDK)", cli_request},
+    {"up", "run the whole platform on this machine (simulated TEEs)", cli_up},
     {"version", "print the version", cli_version},
 };
 
