@@ -51,5 +51,9 @@ fuzz: deps
 run: build
 	scripts/run.sh build
 
+# Runs the platform, a request per demo job, an attestation and an audit verification, then stops.
+demo: build
+	scripts/demo.sh build
+
 clean:
 	rm -rf build build-asan build-fuzz

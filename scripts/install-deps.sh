@@ -6,7 +6,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config clang
-  libssl-dev openssl
+  libssl-dev openssl curl
   libjansson-dev libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev
   libsqlite3-dev sqlite3 libpq-dev postgresql
   softhsm2 libp11-kit-dev libseccomp-dev
