@@ -401,6 +401,17 @@ static int add_proxy_routes(cf_http_server *http, struct gw_proxy *p)
     return 0;
 }
 
+/* Services append audit events with their own mTLS identity. Proxied, an append
+ * would arrive under the gateway's identity on behalf of any token holder, so
+ * the audit log would accept forged "gateway" events: refuse it here. */
+static int h_refuse_audit_append(void *cls, const cf_http_req *req, cf_http_resp *resp)
+{
+    (void)cls;
+    (void)req;
+    return cf_http_resp_error(resp, CF_E_FORBIDDEN,
+                              "audit events are appended by Coffer services directly, not through the gateway");
+}
+
 static int add_routes(cf_gw *gw)
 {
     cf_http_server *http = cf_svc_http(gw->svc);
@@ -418,6 +429,7 @@ static int add_routes(cf_gw *gw)
     /* Before the /v1/iam proxy routes: the first matching route wins. */
     CF_GUARD(cf_http_server_route(http, "POST", "/v1/iam/token", gw_h_token, &gw->proxies[0],
                                   CF_GW_MAX_TOKEN_BODY));
+    CF_GUARD(cf_http_server_route(http, "POST", "/v1/audit/events", h_refuse_audit_append, gw, 0));
     for (size_t i = 0; i < GW_NPROXIES; i++)
         CF_GUARD(add_proxy_routes(http, &gw->proxies[i]));
     return cf_http_server_observe(http, observe, gw);

@@ -1109,6 +1109,10 @@ static void test_proxy(void)
     T_STREQ(err_msg(&r), "audit is unavailable");
     reply_free(&r);
     T_ASSERT(metric(&gw1, "coffer_gateway_upstream_errors_total{upstream=\"audit\"}") >= 1);
+    /* Audit appends are never proxied (they would carry the gateway's identity). */
+    T_EQ(call(gw1.c, "POST", "/v1/audit/events", tok_t1, "application/json", "{\"events\":[]}", 13, &r), 403);
+    T_ASSERT(strstr(err_msg(&r), "not through the gateway") != NULL);
+    reply_free(&r);
 }
 
 static void test_metrics(void)
