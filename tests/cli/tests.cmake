@@ -16,3 +16,19 @@ if(TARGET cofferd AND TARGET attestsvc_fake)
            $<TARGET_FILE:coffer> $<TARGET_FILE:cofferd> $<TARGET_FILE:attestsvc_fake>)
   set_tests_properties(cli/attestation PROPERTIES TIMEOUT 180)
 endif()
+
+# Operator / user subcommands (tenant, principal, apikey, clientkey, key, tee,
+# join-token, deployment create/list) against real `cofferd iam`, `cofferd
+# gateway` (HTTPS, certificate from pki_helper), and `cofferd kms` / `cofferd
+# attest` when they are built. pki_helper makes the CA, service certificates and
+# a developer key: the `coffer` CLI itself cannot make certificates.
+if(TARGET coffer_crypto)
+  add_executable(pki_helper ${CMAKE_SOURCE_DIR}/tests/cli/pki_helper.c)
+  target_link_libraries(pki_helper PRIVATE coffer_crypto)
+endif()
+if(TARGET cofferd AND TARGET pki_helper AND TARGET coffer-tee AND TARGET demo-bundle)
+  add_test(NAME cli/admin COMMAND ${CMAKE_SOURCE_DIR}/tests/cli/test_admin_cli.sh
+           $<TARGET_FILE:coffer> $<TARGET_FILE:cofferd> $<TARGET_FILE:coffer-tee>
+           $<TARGET_FILE:pki_helper> ${CMAKE_BINARY_DIR}/demo-bundle)
+  set_tests_properties(cli/admin PROPERTIES TIMEOUT 180)
+endif()

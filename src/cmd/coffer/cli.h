@@ -31,5 +31,14 @@ int cli_attestation(int argc, char **argv);
 int cli_deployment(int argc, char **argv);
 int cli_up(int argc, char **argv);
 int cli_request(int argc, char **argv);
+int cli_tenant(int argc, char **argv);
+int cli_principal(int argc, char **argv);
+int cli_apikey(int argc, char **argv);
+int cli_clientkey(int argc, char **argv);
+int cli_key(int argc, char **argv);
+int cli_tee(int argc, char **argv);
+int cli_jointoken(int argc, char **argv);
+/* `deployment create` and `deployment list` (argv[0] is "create" or "list"). */
+int cli_deployment_admin(int argc, char **argv);
 
 #endif

@@ -93,6 +93,8 @@ int cli_deployment(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "measure") == 0)
         return cmd_measure(argc - 1, argv + 1);
+    if (argc >= 2 && (strcmp(argv[1], "create") == 0 || strcmp(argv[1], "list") == 0))
+        return cli_deployment_admin(argc - 1, argv + 1); /* cmd_deployment_admin.c */
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         printf("usage: coffer deployment measure BUNDLE [...]\n\n"
                "  measure   compute a bundle's build hash and launch measurement offline\n");

@@ -6,10 +6,17 @@
 #include "cli.h"
 
 static const cli_cmd commands[] = {
+    {"apikey", "API keys of principals: create (shown once), list, revoke", cli_apikey},
     {"attestation", "attest a deployment: fresh evidence verified against your manifest", cli_attestation},
+    {"clientkey", "register a principal's X25519 client key (or generate one)", cli_clientkey},
     {"deployment", "deployment bundles: compute the launch measurement offline", cli_deployment},
     {"evidence", "verify or decode hardware evidence (SEV-SNP reports)", cli_evidence},
+    {"join-token", "join tokens with which TEEs register in the KMS", cli_jointoken},
+    {"key", "tenant keys in the KMS: create, rotate, policy, revoke, destroy, rewrap", cli_key},
+    {"principal", "principals (users, services, developers, clients) and their roles", cli_principal},
     {"request", "run a job on data in a verified TEE (client SDK)", cli_request},
+    {"tee", "the TEE registry: list, show, quarantine, revoke", cli_tee},
+    {"tenant", "tenants: create, list, show, disable", cli_tenant},
     {"up", "run the whole platform on this machine (simulated TEEs)", cli_up},
     {"version", "print the version", cli_version},
 };
