@@ -8,8 +8,10 @@ pass=0 fail=0
 S=$(mktemp -d /tmp/coffer-e2e-XXXXXX)
 UP_PID=
 ROGUE_PID=
+STOPPED_PID=
 
 cleanup() {
+  [ -n "$STOPPED_PID" ] && kill -CONT "$STOPPED_PID" 2>/dev/null
   if [ -n "$ROGUE_PID" ] && kill -0 "$ROGUE_PID" 2>/dev/null; then kill -TERM "$ROGUE_PID"; wait "$ROGUE_PID" 2>/dev/null; fi
   if [ -n "$UP_PID" ] && kill -0 "$UP_PID" 2>/dev/null; then
     kill -TERM "$UP_PID"
@@ -134,6 +136,28 @@ case "$code" in 403) ok "tenant B cannot list tenant A's TEEs (403)";;
   *) nok "tenant B registry listing (got $code)" "$S/body";; esac
 check "tenant B's client cannot run tenant A's jobs" 3 "no deployment of tenant 'other'" -- env COFFER_TENANT_ID=other COFFER_API_KEY="$KEY_OTHER" \
   COFFER_CLIENT_KEY="$S/other-client.key" "$B/coffer" request --job echo --data x
+
+# ---- 3. a TEE that stops answering re-attestation is quarantined within 2 x the interval ----
+T1_PORT=$(port tee1)
+T1_LAUNCH=$(sed -n 's/^  tee1 *up (pid \([0-9]*\)).*/\1/p' "$S/up.log" | tail -1)
+T1_PID=$(pgrep -P "$T1_LAUNCH" 2>/dev/null | head -1)
+T1_ID=$(curl -sS --cacert "$CA" -H "Authorization: Bearer $ADMIN" "$GW/v1/registry/tees" | tr '{' '\n' | \
+  grep "127.0.0.1:$T1_PORT" | sed -n 's/.*"id":"\(tee_[0-9a-f]*\)".*/\1/p' | head -1)
+if [ -n "$T1_PID" ] && [ -n "$T1_ID" ] && kill -STOP "$T1_PID"; then
+  STOPPED_PID=$T1_PID
+  q=0
+  for _ in $(seq 1 60); do  # interval 5 s: stale after 10 s
+    sleep 1
+    st=$(curl -sS --cacert "$CA" -H "Authorization: Bearer $ADMIN" "$GW/v1/registry/tees/$T1_ID" | sed -n 's/.*"status":"\([a-z]*\)".*/\1/p')
+    [ "$st" = quarantined ] && { q=1; break; }
+  done
+  [ $q = 1 ] && ok "a TEE that stops answering re-attestation is quarantined ($T1_ID)" || nok "TEE quarantined after failing re-attestation (status '$st')"
+  grep -qa '"tee.quarantined"\|quarantin' "$S/var/services/kms/spool/events.log" && ok "the quarantine is in the KMS audit trail" || \
+    nok "quarantine event in the KMS audit spool"
+  check "requests still succeed on the remaining TEE" 0 "$(printf still-served | sha256sum | cut -d' ' -f1)" -- \
+    "$B/coffer" request --job sha256 --data still-served
+  kill -CONT "$T1_PID"; STOPPED_PID=
+else nok "found TEE 1 (launcher $T1_LAUNCH, runtime $T1_PID, id $T1_ID)"; fi
 
 # ---- faults: kill -9 the KMS; coffer up restarts it; keys and registry survive ----
 KMS_PID=$(sed -n 's/^  kms *up (pid \([0-9]*\)).*/\1/p' "$S/up.log" | tail -1)
