@@ -117,6 +117,18 @@ static int setup(cf_attestsvc *a)
     CF_GUARD(cf_config_get_bool(cfg, "reattest.enabled", &a->reattest_enabled));
     CF_GUARD(cf_config_get_duration(cfg, "tee.timeout", &timeout_s));
     CF_ENSURE(timeout_s >= 1, cf_err_set(CF_E_CONFIG, "tee.timeout must be at least 1 s"));
+    /* TEEs are re-attested one after another: a TEE that hangs for the whole
+     * timeout delays every other one. Keep the timeout well inside the interval
+     * so that one unresponsive TEE cannot push the others past 2 x interval
+     * (when the KMS would quarantine them as stale). */
+    if (a->interval_s >= 1 && timeout_s > (a->interval_s + 3) / 4) {
+        uint64_t capped = (a->interval_s + 3) / 4;
+        char from[24], to[24];
+        if (cf_fmt(from, sizeof(from), "%llu", (unsigned long long)timeout_s) == 0 &&
+            cf_fmt(to, sizeof(to), "%llu", (unsigned long long)capped) == 0)
+            cf_log(CF_LOG_INFO, "attest.tee_timeout_capped", "configured_s", from, "effective_s", to, NULL);
+        timeout_s = capped;
+    }
     a->tee_timeout_ms = (uint32_t)(timeout_s * 1000);
     CF_GUARD(cf_config_get_duration(cfg, "history.retention", &a->retention_s));
     CF_GUARD(cf_config_get_int(cfg, "ratelimit.rate", &rate));

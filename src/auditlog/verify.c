@@ -681,8 +681,11 @@ int cf_audit_verify_log(cf_audit_log *log, const cf_key *key, const cf_audit_sth
         q.limit = CF_AUDIT_MAX_PAGE;
         while (more) {
             cf_audit_page page;
+            uint64_t last;
             CF_GUARD_OUT(cf_audit_query_entries(log, &q, &page));
             more = page.more;
+            /* the cursor, before the items are moved out (and zeroed) below */
+            last = page.n > 0 ? page.items[page.n - 1].seq : 0;
             for (size_t i = 0; i < page.n; i++) {
                 if (page.items[i].seq >= n || g.nitems >= n) {
                     more = false;
@@ -693,7 +696,7 @@ int cf_audit_verify_log(cf_audit_log *log, const cf_key *key, const cf_audit_sth
             }
             if (page.n > 0) {
                 q.has_after = true;
-                q.after = page.items[page.n - 1].seq;
+                q.after = last;
             }
             cf_audit_page_free(&page);
         }

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auditlog/event.h"
 #include "base/err.h"
 #include "base/file.h"
 #include "base/json.h"
@@ -30,6 +31,7 @@ static const cf_config_opt common_opts[] = {
     {"tls.client_auth", CF_CFG_STRING, "optional", "client certificates: off, optional, require", 0, 0, 0},
     {"iam.jwks", CF_CFG_STRING, NULL, "IAM JWKS: file path or https:// URL", 0, 0, 0},
     {"audit.spool", CF_CFG_PATH, NULL, "audit spool directory (default STATE_DIR/<service>/spool)", 0, 0, 0},
+    {"audit.url", CF_CFG_STRING, NULL, "audit service (https://host:port): the spool is forwarded there", 0, 0, 0},
     {"http.threads", CF_CFG_INT, "2", "HTTP server threads", 0, 1, 64},
     {"log.level", CF_CFG_STRING, "info", "debug, info, warn, error", 0, 0, 0},
 };
@@ -51,6 +53,15 @@ struct cf_svc {
     pthread_cond_t stop_cond;
     int stop;
     int stopped_by_signal;
+    /* audit forwarder: fwd_send (with fwd_arg) ships the spool; fwd_client is
+     * the mTLS client to audit.url when fwd_send is the POST */
+    pthread_mutex_t fwd_lock;
+    pthread_cond_t fwd_cond;
+    bool fwd_stop, fwd_kick, fwd_running;
+    pthread_t fwd_thread;
+    cf_audit_send_fn fwd_send;
+    void *fwd_arg;
+    cf_http_client *fwd_client;
 };
 
 int64_t cf_svc_now(void) { return (int64_t)time(NULL); }
@@ -208,6 +219,15 @@ int cf_svc_require_peer(const cf_http_req *req, const char *const *services)
     return cf_err_set(CF_E_FORBIDDEN, "service identity %.96s may not call this endpoint", peer);
 }
 
+/* Wakes the audit forwarder: a new event is in the spool. */
+static void fwd_kick(cf_svc *s)
+{
+    pthread_mutex_lock(&s->fwd_lock);
+    s->fwd_kick = true;
+    pthread_cond_signal(&s->fwd_cond);
+    pthread_mutex_unlock(&s->fwd_lock);
+}
+
 int cf_svc_audit(cf_svc *s, const cf_http_req *req, const cf_principal *actor, const char *action,
                  const char *tenant, const char *resource, const char *outcome, json_t *details)
 {
@@ -241,6 +261,8 @@ int cf_svc_audit(cf_svc *s, const cf_http_req *req, const cf_principal *actor, c
     if (rc != 0) {
         cf_log(CF_LOG_ERROR, "audit.append_failed", "action", action, "reason", cf_err_detail(rc), NULL);
         rc = cf_err_set(CF_E_UNAVAILABLE, "audit log unavailable: operation refused");
+    } else {
+        fwd_kick(s);
     }
 out:
     json_decref(ev);
@@ -248,7 +270,9 @@ out:
     return rc;
 }
 
-int cf_svc_client(cf_svc *s, const char *url, const char *expect_service, cf_http_client **ret)
+/* A client with this service's certificate; timeouts 0 = the client defaults. */
+static int new_client(cf_svc *s, const char *url, const char *expect_service, unsigned connect_ms,
+                      unsigned timeout_ms, cf_http_client **ret)
 {
     char peer[96];
     cf_http_client_opts o;
@@ -258,11 +282,178 @@ int cf_svc_client(cf_svc *s, const char *url, const char *expect_service, cf_htt
     o.ca_file = opt_str(s, "tls.ca");
     o.cert_file = opt_str(s, "tls.cert");
     o.key_file = opt_str(s, "tls.key");
+    o.connect_timeout_ms = connect_ms;
+    o.timeout_ms = timeout_ms;
     if (expect_service != NULL && strncmp(url, "https://", 8) == 0) {
         CF_GUARD(cf_fmt(peer, sizeof(peer), "spiffe://coffer/%s", expect_service));
         o.expect_peer_id = peer;
     }
     return cf_http_client_new(&o, ret);
+}
+
+int cf_svc_client(cf_svc *s, const char *url, const char *expect_service, cf_http_client **ret)
+{
+    return new_client(s, url, expect_service, 0, 0, ret);
+}
+
+/* ---- audit forwarder (svc.h "Audit forwarding") -------------------------------- */
+
+/* cf_audit_send_fn: one batch to POST {audit.url}/v1/audit/events. Acknowledged
+ * only by a 200 whose "accepted" counts the whole batch. */
+static int fwd_post(void *arg, cf_audit_event *const *events, size_t n)
+{
+    cf_svc *s = arg;
+    cf_http_request rq = {.method = "POST", .path = "/v1/audit/events", .content_type = "application/json"};
+    cf_http_response resp;
+    json_t *j = NULL;
+    uint64_t accepted = 0;
+    cf_buf body;
+    int rc;
+
+    memset(&resp, 0, sizeof(resp));
+    cf_buf_init(&body, CF_AUDIT_MAX_BATCH_BYTES);
+    CF_GUARD_OUT(cf_audit_batch_encode(events, n, &body));
+    rq.body = body.data;
+    rq.body_len = body.len;
+    CF_GUARD_OUT(cf_http_client_do(s->fwd_client, &rq, &resp));
+    if (resp.status != 200) {
+        const char *msg = NULL;
+        if (cf_http_response_json(&resp, &j) == 0)
+            msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+        rc = cf_err_set(resp.status >= 500 ? CF_E_UNAVAILABLE : CF_E_HTTP,
+                        "the audit service answered HTTP %ld: %.200s", resp.status,
+                        msg != NULL ? msg : "(no message)");
+        goto out;
+    }
+    CF_GUARD_OUT(cf_http_response_json(&resp, &j));
+    CF_GUARD_OUT(cf_json_get_u64(j, "accepted", true, CF_AUDIT_MAX_BATCH, &accepted));
+    CF_ENSURE_OUT(accepted == n, cf_err_set(CF_E_HTTP, "the audit service acknowledged %llu of %zu events",
+                                            (unsigned long long)accepted, n));
+    rc = 0;
+out:
+    json_decref(j);
+    cf_http_response_free(&resp);
+    cf_buf_free(&body);
+    return rc;
+}
+
+static void *fwd_main(void *arg)
+{
+    cf_svc *s = arg;
+    unsigned backoff = 0; /* ms; 0 while deliveries succeed */
+    bool stop = false;
+
+    while (!stop) {
+        struct timespec until;
+        unsigned wait_ms = backoff > 0 ? backoff : CF_AUDIT_FWD_POLL_MS;
+        cf_audit_drain_stats st = {0, 0};
+        size_t pending;
+        int rc;
+
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += wait_ms / 1000;
+        until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&s->fwd_lock);
+        /* While backing off, new events wait for the timer (no hammering of
+         * an audit service that is down); a stop request ends the wait. */
+        while (!s->fwd_stop && !(s->fwd_kick && backoff == 0))
+            if (pthread_cond_timedwait(&s->fwd_cond, &s->fwd_lock, &until) == ETIMEDOUT)
+                break;
+        stop = s->fwd_stop;
+        s->fwd_kick = false;
+        pthread_mutex_unlock(&s->fwd_lock);
+
+        pending = cf_spool_pending_count(s->spool);
+        if (pending == 0) {
+            backoff = 0;
+            continue;
+        }
+        rc = cf_audit_drain(s->spool, CF_AUDIT_MAX_BATCH, s->fwd_send, s->fwd_arg, &st);
+        if (rc == 0) {
+            if (backoff > 0)
+                cf_log(CF_LOG_INFO, "audit.forward_resumed", NULL);
+            backoff = 0;
+            continue;
+        }
+        if (backoff == 0) { /* log a failure once, not at every retry */
+            char n[24];
+            if (cf_fmt(n, sizeof(n), "%zu", cf_spool_pending_count(s->spool)) != 0)
+                n[0] = 0;
+            cf_log(rc == CF_E_PARSE ? CF_LOG_ERROR : CF_LOG_WARN, "audit.forward_failed", "reason",
+                   cf_err_detail(rc), "pending", n, NULL);
+        }
+        backoff = backoff == 0 ? CF_AUDIT_FWD_BACKOFF_MIN_MS : backoff * 2;
+        if (backoff > CF_AUDIT_FWD_BACKOFF_MAX_MS)
+            backoff = CF_AUDIT_FWD_BACKOFF_MAX_MS;
+    }
+    return NULL;
+}
+
+int cf_svc_set_audit_sink(cf_svc *s, cf_audit_send_fn send, void *arg)
+{
+    CF_ENSURE(send != NULL && !s->fwd_running, CF_E_INVAL);
+    s->fwd_send = send;
+    s->fwd_arg = arg;
+    return 0;
+}
+
+static int fwd_start(cf_svc *s)
+{
+    if (s->fwd_send == NULL && s->fwd_client != NULL) {
+        s->fwd_send = fwd_post;
+        s->fwd_arg = s;
+    }
+    if (s->fwd_send == NULL)
+        return 0;
+    s->fwd_stop = false;
+    s->fwd_kick = true; /* events left from an earlier run go out at once */
+    if (pthread_create(&s->fwd_thread, NULL, fwd_main, s) != 0)
+        return cf_err_set(CF_E_NOMEM, "cannot start the audit forwarder");
+    s->fwd_running = true;
+    return 0;
+}
+
+static void fwd_stop(cf_svc *s)
+{
+    if (!s->fwd_running)
+        return;
+    pthread_mutex_lock(&s->fwd_lock);
+    s->fwd_stop = true;
+    pthread_cond_signal(&s->fwd_cond);
+    pthread_mutex_unlock(&s->fwd_lock);
+    pthread_join(s->fwd_thread, NULL);
+    s->fwd_running = false;
+}
+
+/* audit.url: forwarded over https with our certificate (the audit service takes
+ * events from mTLS-authenticated services only). A plain http URL or a missing
+ * certificate cannot work: the service starts (the gateway's audit.url is also
+ * its proxy target, which may be plain http behind a TLS proxy), says so, and
+ * its events stay in the durable spool. */
+static int fwd_setup(cf_svc *s)
+{
+    const char *url = opt_str(s, "audit.url");
+    int rc;
+
+    if (url == NULL)
+        return 0;
+    if (strlen(url) > CF_HTTP_MAX_URL || (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0))
+        return cf_err_set(CF_E_CONFIG, "config 'audit.url': must be an https:// URL");
+    if (strncmp(url, "https://", 8) != 0 || opt_str(s, "tls.cert") == NULL || opt_str(s, "tls.key") == NULL) {
+        cf_log(CF_LOG_WARN, "audit.forward_disabled", "reason",
+               "audit.url needs https and this service's tls.cert/tls.key (the audit service accepts events over "
+               "mTLS only): events stay in the spool",
+               NULL);
+        return 0;
+    }
+    rc = new_client(s, url, "audit", CF_AUDIT_FWD_CONNECT_TIMEOUT_MS, CF_AUDIT_FWD_TIMEOUT_MS, &s->fwd_client);
+    if (rc != 0)
+        return cf_err_set(CF_E_CONFIG, "config 'audit.url': %s", cf_err_detail(rc));
+    return 0;
 }
 
 static int parse_mtls(const char *v, cf_http_mtls *ret)
@@ -303,9 +494,18 @@ static int setup_http(cf_svc *s)
     return cf_http_server_new(&o, &s->http);
 }
 
+/* Whether the service declares key itself (it then replaces the common option). */
+static bool def_declares(const cf_svc_def *def, const char *key)
+{
+    for (size_t i = 0; i < def->nopts; i++)
+        if (strcmp(def->opts[i].key, key) == 0)
+            return true;
+    return false;
+}
+
 int cf_svc_init(const cf_svc_def *def, int argc, char **argv, cf_svc **ret)
 {
-    size_t n = CF_ARRAY_LEN(common_opts) + def->nopts;
+    size_t n = CF_ARRAY_LEN(common_opts) + def->nopts, k = 0;
     cf_svc *s;
     const char *state = NULL, *lvl = NULL, *spool_dir = NULL;
     char spool_buf[4096];
@@ -321,15 +521,19 @@ int cf_svc_init(const cf_svc_def *def, int argc, char **argv, cf_svc **ret)
     pthread_mutex_init(&s->refresh_lock, NULL);
     pthread_mutex_init(&s->stop_lock, NULL);
     pthread_cond_init(&s->stop_cond, NULL);
+    pthread_mutex_init(&s->fwd_lock, NULL);
+    pthread_cond_init(&s->fwd_cond, NULL);
     cf_log_set_service(s->name);
     cf_harden_process();
 
     s->schema = calloc(n, sizeof(*s->schema));
     CF_ENSURE_OUT(s->schema != NULL, CF_E_NOMEM);
-    memcpy(s->schema, common_opts, sizeof(common_opts));
+    for (size_t i = 0; i < CF_ARRAY_LEN(common_opts); i++)
+        if (!def_declares(def, common_opts[i].key))
+            s->schema[k++] = common_opts[i];
     if (def->nopts > 0)
-        memcpy(s->schema + CF_ARRAY_LEN(common_opts), def->opts, def->nopts * sizeof(*def->opts));
-    CF_GUARD_OUT(cf_config_new(s->schema, n, &s->cfg));
+        memcpy(s->schema + k, def->opts, def->nopts * sizeof(*def->opts));
+    CF_GUARD_OUT(cf_config_new(s->schema, k + def->nopts, &s->cfg));
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             cf_buf help;
@@ -365,6 +569,7 @@ int cf_svc_init(const cf_svc_def *def, int argc, char **argv, cf_svc **ret)
         goto out;
     }
     CF_GUARD_OUT(setup_http(s));
+    CF_GUARD_OUT(fwd_setup(s));
     if (opt_str(s, "iam.jwks") != NULL)
         (void)jwks_refresh(s, true); /* not fatal: IAM may start later; retried on demand */
     /* Signals are taken synchronously by cf_svc_run (sigwait); every thread
@@ -422,8 +627,11 @@ int cf_svc_run(cf_svc *s)
     if (port_file != NULL)
         CF_GUARD(cf_file_write_atomic(port_file, port, strlen(port), 0644));
     cf_log(CF_LOG_INFO, "service.listening", "port", port, "tls", opt_str(s, "tls.cert") ? "on" : "off", NULL);
-    if (pthread_create(&sigt, NULL, signal_thread, s) != 0)
+    CF_GUARD(fwd_start(s));
+    if (pthread_create(&sigt, NULL, signal_thread, s) != 0) {
+        fwd_stop(s);
         return CF_E_NOMEM;
+    }
     pthread_mutex_lock(&s->stop_lock);
     while (!s->stop)
         pthread_cond_wait(&s->stop_cond, &s->stop_lock);
@@ -435,6 +643,8 @@ int cf_svc_run(cf_svc *s)
         pthread_kill(sigt, SIGTERM);
     pthread_join(sigt, NULL);
     cf_http_server_stop(s->http, 5000);
+    /* After the server: the events of the last requests get a last attempt. */
+    fwd_stop(s);
     cf_log(CF_LOG_INFO, "service.stopped", NULL);
     return 0;
 }
@@ -443,7 +653,9 @@ void cf_svc_free(cf_svc *s)
 {
     if (s == NULL)
         return;
+    fwd_stop(s);
     cf_http_server_free(s->http);
+    cf_http_client_free(s->fwd_client);
     cf_spool_close(s->spool);
     cf_jwks_free(s->jwks);
     cf_config_free(s->cfg);
@@ -452,5 +664,7 @@ void cf_svc_free(cf_svc *s)
     pthread_mutex_destroy(&s->refresh_lock);
     pthread_mutex_destroy(&s->stop_lock);
     pthread_cond_destroy(&s->stop_cond);
+    pthread_mutex_destroy(&s->fwd_lock);
+    pthread_cond_destroy(&s->fwd_cond);
     free(s);
 }

@@ -16,6 +16,8 @@
  *   tls.client_auth  off | optional | require (default optional)
  *   iam.jwks         IAM's JWKS: a file path or an https:// URL (optional)
  *   audit.spool      spool directory (default STATE_DIR/<service>/spool)
+ *   audit.url        the audit service (https://host:port): when set, cf_svc_run
+ *                    forwards the spool there (see "Audit forwarding" below)
  *   http.threads     server threads (default 2)
  *   log.level        debug | info | warn | error (default info)
  */
@@ -26,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "auditlog/forward.h"
 #include "base/compiler.h"
 #include "base/config.h"
 #include "http/client.h"
@@ -37,7 +40,9 @@ typedef struct cf_svc cf_svc;
 
 typedef struct {
     const char *name;            /* "kms": log service name, SPIFFE id suffix, state subdir */
-    const cf_config_opt *opts;   /* the service's own options (may be NULL) */
+    const cf_config_opt *opts;   /* the service's own options (may be NULL); an option with
+                                  * the key of a common one replaces it (the gateway's
+                                  * audit.url, which it also proxies to) */
     size_t nopts;
 } cf_svc_def;
 
@@ -55,10 +60,11 @@ cf_spool *cf_svc_spool(cf_svc *s);
 /* STATE_DIR/<name>: the service's own directory (created, mode 0700). */
 const char *cf_svc_dir(const cf_svc *s);
 
-/* Starts the server, writes port_file, logs "service.listening", then blocks
- * until SIGTERM/SIGINT (or cf_svc_request_stop) and stops the server
- * gracefully. Call with SIGTERM/SIGINT blocked in every thread
- * (cf_svc_init blocks them in the calling thread, so start threads after it). */
+/* Starts the server, writes port_file, logs "service.listening", starts the
+ * audit forwarder (below), then blocks until SIGTERM/SIGINT (or
+ * cf_svc_request_stop), stops the server gracefully and then the forwarder.
+ * Call with SIGTERM/SIGINT blocked in every thread (cf_svc_init blocks them in
+ * the calling thread, so start threads after it). */
 int cf_svc_run(cf_svc *s) CF_WUR;
 /* Makes cf_svc_run return (from another thread or a test). */
 void cf_svc_request_stop(cf_svc *s);
@@ -86,6 +92,29 @@ int cf_svc_require_peer(const cf_http_req *req, const char *const *services) CF_
 int cf_svc_audit(cf_svc *s, const cf_http_req *req, const cf_principal *actor, const char *action,
                  const char *tenant, const char *resource, const char *outcome,
                  json_t *details) CF_WUR;
+
+/*
+ * Audit forwarding (DESIGN.md §10: a crash loses no acknowledged audit event).
+ * With audit.url set to https://... and tls.cert/tls.key configured (the audit
+ * service takes events from mTLS-authenticated services only; otherwise a
+ * warning "audit.forward_disabled" is logged and events stay in the spool),
+ * cf_svc_run runs a background thread that ships
+ * the spool with cf_audit_drain: batches of events POSTed to
+ * {audit.url}/v1/audit/events with this service's certificate, the peer pinned
+ * to spiffe://coffer/audit. The spool's ack mark moves only after the audit
+ * service answered 200 with every event of the batch accepted; failures are
+ * retried with exponential back-off (CF_AUDIT_FWD_BACKOFF_*), so events wait
+ * in the durable spool while the audit service is down and go out, once each
+ * (it de-duplicates by event id), when it is back. cf_svc_audit wakes the
+ * thread. When cf_svc_run stops, the forwarder makes a last attempt after the
+ * server has stopped, then ends; what is still pending goes out on the next
+ * start.
+ *
+ * cf_svc_set_audit_sink replaces the POST by another sender, e.g.
+ * cf_audit_send_local for the audit service's own events (arg is then used
+ * only by the forwarder thread). Call it before cf_svc_run.
+ */
+int cf_svc_set_audit_sink(cf_svc *s, cf_audit_send_fn send, void *arg) CF_WUR;
 
 /* An HTTP client for calling another service at url with this service's
  * certificate (mTLS) and the internal CA; expect_service pins the peer's SPIFFE

@@ -32,3 +32,11 @@ if(TARGET cofferd AND TARGET pki_helper AND TARGET coffer-tee AND TARGET demo-bu
            $<TARGET_FILE:pki_helper> ${CMAKE_BINARY_DIR}/demo-bundle)
   set_tests_properties(cli/admin PROPERTIES TIMEOUT 180)
 endif()
+
+# coffer audit verify|tail against a running cofferd audit; the store is edited under the
+# stopped service (tests/audit/auditsvc_fixture.c: PKI, tokens, events, SQL, stand-in gateway).
+if(TARGET cofferd AND TARGET auditsvc_fixture)
+  add_test(NAME cli/audit COMMAND ${CMAKE_SOURCE_DIR}/tests/cli/test_audit_cli.sh
+           $<TARGET_FILE:coffer> $<TARGET_FILE:cofferd> $<TARGET_FILE:auditsvc_fixture>)
+  set_tests_properties(cli/audit PROPERTIES TIMEOUT 180)
+endif()

@@ -31,6 +31,7 @@ int cli_attestation(int argc, char **argv);
 int cli_deployment(int argc, char **argv);
 int cli_up(int argc, char **argv);
 int cli_request(int argc, char **argv);
+int cli_audit(int argc, char **argv);
 int cli_tenant(int argc, char **argv);
 int cli_principal(int argc, char **argv);
 int cli_apikey(int argc, char **argv);

@@ -659,7 +659,7 @@ int cli_up(int argc, char **argv)
     CF_GUARD_OUT(push(&a, "--iam.url=%s", u.url_iam));
     CF_GUARD_OUT(push(&a, "--kms.url=%s", u.url_kms));
     CF_GUARD_OUT(push(&a, "--attest.url=%s", u.url_attest));
-    if (u.have_audit)
+    if (u.have_audit && !u.svc_audit_url) /* otherwise service_argv already passed it */
         CF_GUARD_OUT(push(&a, "--audit.url=%s", u.url_audit));
     CF_GUARD_OUT(push(&a, "--tls.client_auth=off"));
     CF_GUARD_OUT(cf_fmt(health, sizeof(health), "%s/healthz", u.url_gw));

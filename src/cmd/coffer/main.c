@@ -8,6 +8,7 @@
 static const cli_cmd commands[] = {
     {"apikey", "API keys of principals: create (shown once), list, revoke", cli_apikey},
     {"attestation", "attest a deployment: fresh evidence verified against your manifest", cli_attestation},
+    {"audit", "verify the tamper-evident audit log; list its entries", cli_audit},
     {"clientkey", "register a principal's X25519 client key (or generate one)", cli_clientkey},
     {"deployment", "deployment bundles: compute the launch measurement offline", cli_deployment},
     {"evidence", "verify or decode hardware evidence (SEV-SNP reports)", cli_evidence},
