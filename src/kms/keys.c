@@ -624,10 +624,48 @@ static ev_t ev_begin(const cf_kms_caller *who, const char *action, const char *t
     return e;
 }
 
+/* The audit log accepts only its event fields at the top level
+ * (docs/internals/audit-log.md); everything else this module records (version,
+ * rotate_every, ...) travels in "details". An event the audit service refuses
+ * would block this service's spool forwarder (it fails closed). */
+static void ev_normalise(ev_t *e)
+{
+    static const char *const top[] = {"event_id", "ts",         "service", "actor",   "tenant", "action",
+                                      "resource", "outcome",    "details", "tee_id",  "request_id", NULL};
+    json_t *details, *v;
+    const char *key;
+    void *tmp;
+
+    if (e->o == NULL || e->bad)
+        return;
+    details = json_object_get(e->o, "details");
+    if (!json_is_object(details)) {
+        details = json_object();
+        if (details == NULL || json_object_set_new(e->o, "details", details) != 0) {
+            e->bad = true;
+            return;
+        }
+    }
+    json_object_foreach_safe(e->o, tmp, key, v) {
+        bool known = false;
+        for (size_t i = 0; top[i] != NULL && !known; i++)
+            known = strcmp(key, top[i]) == 0;
+        if (known)
+            continue;
+        if (json_object_set(details, key, v) != 0 || json_object_del(e->o, key) != 0)
+            e->bad = true;
+    }
+    if (json_object_size(details) == 0)
+        (void)json_object_del(e->o, "details");
+    if (json_object_get(e->o, "actor") == NULL)
+        ev_str(e, "actor", "kms");
+}
+
 static int ev_append(cf_kms_keys *k, ev_t *e, char ret_id[CF_SPOOL_EVENT_ID_LEN + 1])
 {
     int rc;
 
+    ev_normalise(e);
     if (e->o == NULL || e->bad)
         rc = cf_err_set(CF_E_NOMEM, "cannot build the audit event");
     else

@@ -71,6 +71,27 @@ check "unknown job refused" 1 "serves job 'nosuch'" -- "$B/coffer" request --job
 check "attestation verify" 0 "Attestation verification complete for deployment: demo" -- \
   "$B/coffer" attestation verify --deployment demo
 
+# ---- audit: every step of a request is in the tamper-evident log, and the log verifies ----
+if "$B/coffer" audit --help >/dev/null 2>&1; then
+  want_actions="iam.token.issue gateway.session.create otk.issue otk.release gateway.job.forward"
+  missing=$want_actions
+  for _ in $(seq 1 40); do  # services forward their spools in the background
+    COFFER_TENANT_ID=platform COFFER_API_KEY="$(cat "$S/var/secrets/admin.key")" \
+      "$B/coffer" audit tail -n 2000 --json >"$S/audit.jsonl" 2>"$S/audit.err"
+    missing=
+    for a in $want_actions; do grep -q "\"action\":\"$a\"" "$S/audit.jsonl" || missing="$missing $a"; done
+    [ -z "$missing" ] && break
+    sleep 0.5
+  done
+  [ -z "$missing" ] && ok "audit log holds every step of a request ($want_actions)" || \
+    nok "audit log lacks:$missing" "$S/audit.err"
+  check "coffer audit verify (platform admin: every entry against the signed tree head)" 0 "" -- \
+    env COFFER_TENANT_ID=platform COFFER_API_KEY="$(cat "$S/var/secrets/admin.key")" \
+    "$B/coffer" audit verify --state "$S/audit-sth.json"
+else
+  nok "coffer audit is built"
+fi
+
 # ---- tokens for the attack scenarios ----
 token() { # api_key tenant
   curl -sS --cacert "$CA" -X POST "$GW/v1/iam/token" -H 'Content-Type: application/json' \
