@@ -30,6 +30,7 @@ int cli_evidence(int argc, char **argv);
 int cli_attestation(int argc, char **argv);
 int cli_deployment(int argc, char **argv);
 int cli_up(int argc, char **argv);
+int cli_init(int argc, char **argv);
 int cli_request(int argc, char **argv);
 int cli_audit(int argc, char **argv);
 int cli_tenant(int argc, char **argv);

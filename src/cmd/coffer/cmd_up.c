@@ -277,7 +277,7 @@ out:
     return rc;
 }
 
-static int bootstrap_admin(up_ctx *u)
+static int bootstrap_admin(up_ctx *u, bool *ret_created)
 {
     char key[256];
     struct argv_b a;
@@ -286,12 +286,14 @@ static int bootstrap_admin(up_ctx *u)
     const char *k = NULL;
     int st = 1, rc;
 
+    *ret_created = false;
     if (plat_read_secret(&u->p, "admin.key", key, sizeof(key)) == 0) {
         cf_wipe(key, sizeof(key));
         return 0;
     }
     CF_GUARD(service_argv(u, &a, "iam", u->port_iam, true));
     CF_GUARD(push(&a, "--bootstrap-admin"));
+    CF_GUARD(push(&a, "--log.level=error"));
     cf_buf_init_secret(&out, 1 << 16);
     rc = run_capture(a.v, &out, &st, false);
     if (rc == 0 && st != 0)
@@ -302,6 +304,8 @@ static int bootstrap_admin(up_ctx *u)
         rc = cf_json_get_str(o, "api_key", true, 200, &k);
     if (rc == 0)
         rc = plat_write_secret(&u->p, "admin.key", k);
+    if (rc == 0)
+        *ret_created = true;
     json_decref(o);
     cf_buf_free(&out);
     return rc;
@@ -424,6 +428,7 @@ static int save_attest_jwks(up_ctx *u)
 
 /* Before every (re)start of a TEE: a fresh single-use join token. */
 static up_ctx *g_up;
+static const char *const services[] = {"iam", "kms", "attest", "audit", "gateway", NULL};
 
 static int tee_before_start(void *platform, void *child)
 {
@@ -491,6 +496,51 @@ static int add_and_start(up_ctx *u, const char *name, const char *const *argv, c
     return 0;
 }
 
+/* First-run initialisation (idempotent): state directory, internal CA and service
+ * certificates, ports, HSM PINs, manifest, bootstrap platform admin. */
+static int up_prepare(up_ctx *u, const char *state, const char *bundle, bool *ret_created)
+{
+    char path[4096];
+    int rc;
+
+    if ((rc = plat_init(&u->p, state)) != 0)
+        return fail(rc, "state directory");
+    if (bundle == NULL) {
+        if ((rc = plat_bin(&u->p, u->bundle, sizeof(u->bundle), "demo-bundle")) != 0)
+            return rc;
+    } else if (realpath(bundle, u->bundle) == NULL) {
+        return cf_err_set(CF_E_NOT_FOUND, "bundle %s not found", bundle);
+    }
+    CF_GUARD(plat_path(&u->p, path, sizeof(path), "client.env"));
+    (void)unlink(path); /* written again only once the platform is ready */
+    if ((rc = plat_pki(&u->p, services)) != 0 || (rc = load_or_pick_ports(u)) != 0)
+        return rc;
+    for (const char *const *s = services; *s; s++) {
+        char name[64], p2[4096];
+        if (cf_fmt(name, sizeof(name), "%s.pin", *s) != 0 || plat_secret(&u->p, name, p2, sizeof(p2)) != 0 ||
+            cf_fmt(name, sizeof(name), "%s.sopin", *s) != 0 || plat_secret(&u->p, name, p2, sizeof(p2)) != 0) {
+            return CF_E_IO;
+        }
+    }
+    CF_GUARD(cf_fmt(u->url_iam, sizeof(u->url_iam), "https://127.0.0.1:%u", u->port_iam));
+    CF_GUARD(cf_fmt(u->url_kms, sizeof(u->url_kms), "https://127.0.0.1:%u", u->port_kms));
+    CF_GUARD(cf_fmt(u->url_attest, sizeof(u->url_attest), "https://127.0.0.1:%u", u->port_attest));
+    CF_GUARD(cf_fmt(u->url_audit, sizeof(u->url_audit), "https://127.0.0.1:%u", u->port_audit));
+    CF_GUARD(cf_fmt(u->url_gw, sizeof(u->url_gw), "https://127.0.0.1:%u", u->port_gw));
+    u->have_audit = cofferd_has(u, "audit", NULL);
+    u->svc_audit_url = u->have_audit && cofferd_has(u, "kms", "audit.url");
+    if ((rc = write_manifest(u)) != 0) {
+        fail(rc, "manifest");
+        return rc;
+    }
+    if ((rc = bootstrap_admin(u, ret_created)) != 0) {
+        fail(rc, "bootstrap admin");
+        return rc;
+    }
+
+    return 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: coffer up [--state DIR] [--bundle DIR] [--tees N] [--reattest-interval DURATION]\n"
@@ -510,11 +560,11 @@ int cli_up(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     static up_ctx u;
     const char *state = "var", *bundle = NULL;
-    static const char *const services[] = {"iam", "kms", "attest", "audit", "gateway", NULL};
-    char path[4096], health[256];
+    char health[256];
     struct argv_b a;
     uint64_t v;
     int c, rc;
+    bool created = false;
     sigset_t set;
 
     memset(&u, 0, sizeof(u));
@@ -556,44 +606,12 @@ int cli_up(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &set, NULL);
     cf_log_set_service("coffer-up");
 
-    if ((rc = plat_init(&u.p, state)) != 0)
-        return fail(rc, "state directory"), CLI_EXIT_INPUT;
-    if (bundle == NULL) {
-        if (plat_bin(&u.p, u.bundle, sizeof(u.bundle), "demo-bundle") != 0)
-            return CLI_EXIT_INPUT;
-    } else if (realpath(bundle, u.bundle) == NULL) {
-        fprintf(stderr, "coffer up: bundle %s not found\n", bundle);
-        return CLI_EXIT_INPUT;
-    }
-    CF_GUARD_OUT(plat_path(&u.p, path, sizeof(path), "client.env"));
-    (void)unlink(path); /* written again only once the platform is ready */
-    printf("Coffer: starting the platform in %s\n", u.p.state);
+    printf("Coffer: starting the platform in %s\n", state);
     fflush(stdout);
-    if ((rc = plat_pki(&u.p, services)) != 0 || (rc = load_or_pick_ports(&u)) != 0)
+    if ((rc = up_prepare(&u, state, bundle, &created)) != 0)
         goto fatal;
-    for (const char *const *s = services; *s; s++) {
-        char name[64], p2[4096];
-        if (cf_fmt(name, sizeof(name), "%s.pin", *s) != 0 || plat_secret(&u.p, name, p2, sizeof(p2)) != 0 ||
-            cf_fmt(name, sizeof(name), "%s.sopin", *s) != 0 || plat_secret(&u.p, name, p2, sizeof(p2)) != 0) {
-            rc = CF_E_IO;
-            goto fatal;
-        }
-    }
-    CF_GUARD_OUT(cf_fmt(u.url_iam, sizeof(u.url_iam), "https://127.0.0.1:%u", u.port_iam));
-    CF_GUARD_OUT(cf_fmt(u.url_kms, sizeof(u.url_kms), "https://127.0.0.1:%u", u.port_kms));
-    CF_GUARD_OUT(cf_fmt(u.url_attest, sizeof(u.url_attest), "https://127.0.0.1:%u", u.port_attest));
-    CF_GUARD_OUT(cf_fmt(u.url_audit, sizeof(u.url_audit), "https://127.0.0.1:%u", u.port_audit));
-    CF_GUARD_OUT(cf_fmt(u.url_gw, sizeof(u.url_gw), "https://127.0.0.1:%u", u.port_gw));
-    u.have_audit = cofferd_has(&u, "audit", NULL);
-    u.svc_audit_url = u.have_audit && cofferd_has(&u, "kms", "audit.url");
-    if ((rc = write_manifest(&u)) != 0) {
-        fail(rc, "manifest");
-        goto fatal;
-    }
-    if ((rc = bootstrap_admin(&u)) != 0) {
-        fail(rc, "bootstrap admin");
-        goto fatal;
-    }
+    if (created)
+        printf("  initialised %s (platform admin API key in %s/secrets/admin.key)\n", u.p.state, u.p.state);
 
     /* IAM first: every other service verifies tokens against its JWKS. */
     CF_GUARD_OUT(service_argv(&u, &a, "iam", u.port_iam, true));
@@ -692,4 +710,61 @@ out:
     plat_stop_all(&u.p, 5000);
     plat_free(&u.p);
     return CLI_EXIT_SERVICE;
+}
+
+/*
+ * coffer init [--state DIR] [--bundle DIR]: the first-run initialisation of
+ * `coffer up` alone — internal CA and certificates, HSM PINs, ports, manifest and
+ * the first platform admin, whose API key is printed once (and kept, 0600, in
+ * DIR/secrets/admin.key for `coffer up`, which needs it to create join tokens).
+ */
+int cli_init(int argc, char **argv)
+{
+    static const struct option opts[] = {{"state", required_argument, NULL, 's'},
+                                         {"bundle", required_argument, NULL, 'b'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    static up_ctx u;
+    const char *state = "var", *bundle = NULL;
+    char key[256];
+    bool created = false;
+    int c, rc;
+
+    memset(&u, 0, sizeof(u));
+    g_up = &u;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': state = optarg; break;
+        case 'b': bundle = optarg; break;
+        case 'h':
+            printf("usage: coffer init [--state DIR] [--bundle DIR]\n\n"
+                   "Initialises DIR (default ./var) for `coffer up`: internal CA and service certificates,\n"
+                   "HSM PINs, ports, the manifest (AMD roots + the simulated root, demo deployment) and the\n"
+                   "first platform admin, whose API key is printed once. Running it again changes nothing.\n");
+            return CLI_EXIT_OK;
+        default: return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "usage: coffer init [--state DIR] [--bundle DIR]\n");
+        return CLI_EXIT_USAGE;
+    }
+    rc = up_prepare(&u, state, bundle, &created);
+    if (rc != 0) {
+        fprintf(stderr, "coffer init: %s\n", cf_err_detail(rc));
+        return CLI_EXIT_SERVICE;
+    }
+    printf("Coffer state directory: %s\n  manifest: %s/manifest.json\n  internal CA: %s/ca/ca.pem\n", u.p.state,
+           u.p.state, u.p.state);
+    if (created && plat_read_secret(&u.p, "admin.key", key, sizeof(key)) == 0) {
+        printf("\nFirst platform admin created. Its API key (shown once; also kept in %s/secrets/admin.key, mode 0600):\n"
+               "  %s\n",
+               u.p.state, key);
+        cf_wipe(key, sizeof(key));
+    } else {
+        printf("\nAlready initialised: the platform admin's API key is in %s/secrets/admin.key\n", u.p.state);
+    }
+    printf("\nStart the platform with: coffer up --state %s\n", u.p.state);
+    return CLI_EXIT_OK;
 }

@@ -12,6 +12,7 @@ static const cli_cmd commands[] = {
     {"clientkey", "register a principal's X25519 client key (or generate one)", cli_clientkey},
     {"deployment", "deployment bundles: compute the launch measurement offline", cli_deployment},
     {"evidence", "verify or decode hardware evidence (SEV-SNP reports)", cli_evidence},
+    {"init", "initialise a state directory for coffer up (prints the first admin's API key once)", cli_init},
     {"join-token", "join tokens with which TEEs register in the KMS", cli_jointoken},
     {"key", "tenant keys in the KMS: create, rotate, policy, revoke, destroy, rewrap", cli_key},
     {"principal", "principals (users, services, developers, clients) and their roles", cli_principal},
