@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/limits.h"
 
 int cf_parse_u64(const char *s, uint64_t max, uint64_t *ret)
 {
@@ -269,4 +270,41 @@ int cf_fmt(char *out, size_t size, const char *fmt, ...)
     if ((size_t)n >= size)
         return CF_E_TOO_LARGE;
     return 0;
+}
+
+static bool spiffe_domain_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
+}
+
+static bool spiffe_path_char(char c)
+{
+    return spiffe_domain_char(c) || (c >= 'A' && c <= 'Z');
+}
+
+bool cf_spiffe_id_valid(const char *id, size_t n)
+{
+    static const char scheme[] = "spiffe://";
+    size_t i = sizeof(scheme) - 1, seg = 0, seg_start;
+
+    if (id == NULL || n > CF_SPIFFE_ID_MAX_LEN || n <= i || memcmp(id, scheme, i) != 0)
+        return false;
+    /* Trust domain (§2.1). */
+    for (; i < n && id[i] != '/'; i++, seg++)
+        if (!spiffe_domain_char(id[i]))
+            return false;
+    /* Coffer identities always name a workload: the path (§2.2) is required. */
+    if (seg == 0 || i == n)
+        return false;
+    while (i < n) {
+        seg_start = ++i; /* past the '/' */
+        for (; i < n && id[i] != '/'; i++)
+            if (!spiffe_path_char(id[i]))
+                return false;
+        seg = i - seg_start;
+        if (seg == 0 || (seg == 1 && id[seg_start] == '.') ||
+            (seg == 2 && id[seg_start] == '.' && id[seg_start + 1] == '.'))
+            return false;
+    }
+    return true;
 }

@@ -6,6 +6,7 @@
 #ifndef COFFER_BASE_PARSE_H
 #define COFFER_BASE_PARSE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,6 +41,12 @@ char *cf_b64url_encode_alloc(const uint8_t *in, size_t n) CF_WUR;
 size_t cf_b64_encoded_len(size_t n);
 void cf_b64_encode(const uint8_t *in, size_t n, char *out);
 int cf_b64_decode(const char *s, size_t slen, cf_buf *b) CF_WUR;
+
+/* SPIFFE ID syntax (SPIFFE-ID spec §2) of the n bytes at id: "spiffe://", a trust
+ * domain of [a-z0-9._-], then a required path of non-empty "/"-separated segments
+ * of [A-Za-z0-9._-] other than "." and ".."; no query, fragment, port or user
+ * info; at most CF_SPIFFE_ID_MAX_LEN bytes. Shared by the PKI and the mTLS server. */
+bool cf_spiffe_id_valid(const char *id, size_t n);
 
 /* Bounded strdup: NULL if s is longer than max or allocation fails. */
 char *cf_strndup_max(const char *s, size_t max) CF_WUR;

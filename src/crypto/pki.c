@@ -70,46 +70,7 @@ static int ossl_fail(const char *what)
 
 bool cf_pki_spiffe_id_valid(const char *id)
 {
-    static const char scheme[] = "spiffe://";
-    size_t n, i, seg_len = 0, seg_start;
-
-    if (id == NULL)
-        return false;
-    n = strnlen(id, CF_SPIFFE_ID_MAX_LEN + 1);
-    if (n > CF_SPIFFE_ID_MAX_LEN || n <= sizeof(scheme) - 1 ||
-        memcmp(id, scheme, sizeof(scheme) - 1) != 0)
-        return false;
-    /* Trust domain: lower-case letters, digits, '.', '-', '_' (§2.1). */
-    for (i = sizeof(scheme) - 1; i < n && id[i] != '/'; i++) {
-        char ch = id[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' ||
-              ch == '_'))
-            return false;
-        seg_len++;
-    }
-    if (seg_len == 0)
-        return false;
-    /* Path (§2.2): "/"-separated non-empty segments, no "." / "..", no trailing '/'.
-     * Coffer identities always name a workload, so the path is required. */
-    if (i == n)
-        return false;
-    while (i < n) {
-        i++; /* the '/' */
-        seg_start = i;
-        for (; i < n && id[i] != '/'; i++) {
-            char ch = id[i];
-            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '_'))
-                return false;
-        }
-        seg_len = i - seg_start;
-        if (seg_len == 0)
-            return false;
-        if ((seg_len == 1 && id[seg_start] == '.') ||
-            (seg_len == 2 && id[seg_start] == '.' && id[seg_start + 1] == '.'))
-            return false;
-    }
-    return true;
+    return id != NULL && cf_spiffe_id_valid(id, strnlen(id, CF_SPIFFE_ID_MAX_LEN + 1));
 }
 
 /* Preferred name syntax (RFC 1035 §2.3.1, as relaxed by RFC 1123 §2.1): labels of

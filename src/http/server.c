@@ -557,35 +557,6 @@ static enum MHD_Result send_error(struct cf_http_req *q, int status, const char 
 
 /* ---- peer identity (mTLS) ------------------------------------------------------ */
 
-/* SPIFFE-ID spec §2 syntax. The same rules as cf_pki_spiffe_id_valid in crypto/pki.c,
- * repeated here because http sits beside crypto, not above it (ARCHITECTURE.md). */
-static bool spiffe_id_valid(const unsigned char *id, size_t n)
-{
-    static const char scheme[] = "spiffe://";
-    size_t i = sizeof(scheme) - 1, seg = 0, seg_start;
-
-    if (n > CF_SPIFFE_ID_MAX_LEN || n <= i || memcmp(id, scheme, i) != 0)
-        return false;
-    for (; i < n && id[i] != '/'; i++, seg++)
-        if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= '0' && id[i] <= '9') || id[i] == '.' ||
-              id[i] == '-' || id[i] == '_'))
-            return false;
-    if (seg == 0 || i == n)
-        return false;
-    while (i < n) {
-        seg_start = ++i;
-        for (; i < n && id[i] != '/'; i++)
-            if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') ||
-                  (id[i] >= '0' && id[i] <= '9') || id[i] == '.' || id[i] == '-' || id[i] == '_'))
-                return false;
-        seg = i - seg_start;
-        if (seg == 0 || (seg == 1 && id[seg_start] == '.') ||
-            (seg == 2 && id[seg_start] == '.' && id[seg_start + 1] == '.'))
-            return false;
-    }
-    return true;
-}
-
 /* Exactly one subjectAltName extension with exactly one URI, a SPIFFE ID. */
 static int leaf_spiffe_id(X509 *leaf, char **ret)
 {
@@ -605,7 +576,7 @@ static int leaf_spiffe_id(X509 *leaf, char **ret)
         }
     }
     if (nuri != 1 ||
-        !spiffe_id_valid(ASN1_STRING_get0_data(uri), (size_t)ASN1_STRING_length(uri))) {
+        !cf_spiffe_id_valid((const char *)ASN1_STRING_get0_data(uri), (size_t)ASN1_STRING_length(uri))) {
         rc = cf_err_set(CF_E_FORBIDDEN, "client certificate must hold exactly one SPIFFE ID");
         goto out;
     }

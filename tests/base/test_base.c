@@ -275,6 +275,25 @@ static void test_b64(void)
     cf_buf_free(&b);
 }
 
+static void test_spiffe(void)
+{
+#define SV(s) cf_spiffe_id_valid((s), strlen(s))
+    T_ASSERT(SV("spiffe://coffer/kms"));
+    T_ASSERT(SV("spiffe://example.org/ns/prod/Svc_1"));
+    T_ASSERT(!SV("spiffe://coffer"));        /* no workload path */
+    T_ASSERT(!SV("spiffe://coffer/"));       /* empty segment */
+    T_ASSERT(!SV("spiffe://Coffer/kms"));    /* upper case in the trust domain */
+    T_ASSERT(!SV("spiffe://coffer/a/../b")); /* dot segments */
+    T_ASSERT(!SV("spiffe://coffer/./b"));
+    T_ASSERT(!SV("spiffe://coffer:443/kms")); /* port */
+    T_ASSERT(!SV("spiffe://coffer/kms?x=1")); /* query */
+    T_ASSERT(!SV("https://coffer/kms"));
+    T_ASSERT(!SV("spiffe:///kms"));
+    T_ASSERT(!cf_spiffe_id_valid("spiffe://coffer/k\0ms", 20)); /* embedded NUL (DER strings carry lengths) */
+    T_ASSERT(!cf_spiffe_id_valid(NULL, 0));
+#undef SV
+}
+
 static void test_strings(void)
 {
     char small[4];
@@ -347,6 +366,7 @@ int main(void)
     T_RUN(test_parse_numbers);
     T_RUN(test_hex);
     T_RUN(test_b64);
+    T_RUN(test_spiffe);
     T_RUN(test_strings);
     T_RUN(test_log_escapes);
     return t_done();
