@@ -452,8 +452,19 @@ int cf_store__sqlite_open(const char *path, cf_store *s)
     (void)sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
     (void)sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, (int *)NULL);
     CF_GUARD_OUT(sq_set_busy_timeout(s, CF_STORE_BUSY_TIMEOUT_MS));
-    /* An in-memory database has no WAL; it answers "memory". */
-    CF_GUARD_OUT(sq_pragma(s, "PRAGMA journal_mode=WAL", "wal", memory ? "memory" : NULL));
+    /* An in-memory database has no WAL; it answers "memory". Switching a new
+     * file to WAL takes an exclusive lock for a moment, and SQLite may answer
+     * BUSY to a second process doing the same without calling the busy handler:
+     * retry that step, bounded (several services or replicas may open one file
+     * at the same time). */
+    for (int attempt = 0;; attempt++) {
+        rc = sq_pragma(s, "PRAGMA journal_mode=WAL", "wal", memory ? "memory" : NULL);
+        if (rc != CF_E_UNAVAILABLE || attempt >= 100)
+            break;
+        struct timespec pause = {0, (long)(5 + (c->rng = c->rng * 6364136223846793005ull + 1) % 20) * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+    CF_GUARD_OUT(rc);
     CF_GUARD_OUT(sq_pragma(s, "PRAGMA synchronous=FULL", NULL, NULL));
     CF_GUARD_OUT(sq_pragma(s, "PRAGMA synchronous", "2", NULL));
     CF_GUARD_OUT(sq_pragma(s, "PRAGMA foreign_keys=ON", NULL, NULL));
